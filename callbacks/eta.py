@@ -1,0 +1,31 @@
+import time
+
+import pytorch_lightning as pl
+
+import callbacks
+import utils
+
+
+@callbacks.register('eta')
+class ETALogger(pl.Callback):
+    """After every epoch, on rank 0: one line with the epoch's metrics, the elapsed time and the
+    estimated time left, printed and appended to `log_path` (the run's log.txt)."""
+
+    def __init__(self, log_path=None):
+        self.log_path = log_path
+
+    def on_train_start(self, trainer, pl_module):
+        self.start, self.first_epoch = time.time(), trainer.current_epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # Lightning runs the epoch's validation before this hook, so val/* are current.
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        epoch = trainer.current_epoch + 1
+        line = utils.eta_line(epoch, trainer.max_epochs, metrics, time.time() - self.start,
+                              epoch - self.first_epoch)
+        print(line, flush=True)
+        if self.log_path:
+            with open(self.log_path, 'a') as f:
+                f.write(line + '\n')

@@ -1,0 +1,27 @@
+import torch
+from torch.utils.data import TensorDataset
+
+import datasets
+from datasets.base import DataModule
+
+
+@datasets.register('digits')
+class Digits(DataModule):
+    """scikit-learn's 1797 handwritten 8x8 digits (shipped inside the package, no download) as
+    1x8x8 tensors in [0, 1], split at random but reproducibly by `split_seed`."""
+
+    def __init__(self, val_fraction=0.1, test_fraction=0.2, split_seed=0, **loader_args):
+        super().__init__(**loader_args)
+        self.val_fraction, self.test_fraction, self.split_seed = \
+            val_fraction, test_fraction, split_seed
+
+    def build(self):
+        from sklearn.datasets import load_digits
+        x, y = load_digits(return_X_y=True)
+        x = torch.tensor(x, dtype=torch.float32).div(16).view(-1, 1, 8, 8)
+        y = torch.tensor(y, dtype=torch.long)
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
+        n_val, n_test = int(len(y) * self.val_fraction), int(len(y) * self.test_fraction)
+        parts = {'val': order[:n_val], 'test': order[n_val:n_val + n_test],
+                 'train': order[n_val + n_test:]}
+        return {split: TensorDataset(x[idx], y[idx]) for split, idx in parts.items()}

@@ -1,0 +1,50 @@
+"""Optimizers and lr schedulers from specs, shared by BaseWrapper and train.py.
+
+    optim_spec: {name: Adam, args: {lr: 1.e-3}}                  torch.optim class or dotted path
+    sched_spec: {name: StepLR, args: {step_size: 10},            torch.optim.lr_scheduler class
+                 interval: epoch, frequency: 1, monitor: val/loss}
+"""
+import inspect
+
+import torch
+
+import utils
+
+optimizers = utils.Registry('torch.optim optimizers')
+schedulers = utils.Registry('torch.optim.lr_scheduler schedulers')
+
+for _name, _obj in vars(torch.optim).items():
+    if inspect.isclass(_obj) and issubclass(_obj, torch.optim.Optimizer) and \
+            _obj is not torch.optim.Optimizer:
+        optimizers.register(_name)(_obj)
+for _name, _obj in vars(torch.optim.lr_scheduler).items():
+    if inspect.isclass(_obj) and issubclass(_obj, torch.optim.lr_scheduler.LRScheduler) and \
+            _obj is not torch.optim.lr_scheduler.LRScheduler and not _name.startswith('_'):
+        schedulers.register(_name)(_obj)
+
+SCHED_KEYS = ('name', 'args', 'interval', 'frequency', 'monitor')
+
+
+def make_optimizer(spec, params):
+    return optimizers.make(spec, args={'params': params})
+
+
+def make_scheduler(spec, optimizer):
+    """The scheduler and how to step it: {'scheduler', 'interval', 'frequency', 'monitor'},
+    the dict Lightning's configure_optimizers takes."""
+    if not isinstance(spec, dict):
+        raise utils.ConfigError(f'must be a scheduler spec {{name, args, interval}}, but got {spec!r}')
+    for key in spec:
+        if key not in SCHED_KEYS:
+            raise utils.ConfigError(f'unknown key{utils.close_matches(key, SCHED_KEYS)} '
+                                    f"(known: {', '.join(SCHED_KEYS)})", key=key)
+    interval = spec.get('interval', 'epoch')
+    if interval not in ('epoch', 'step'):
+        raise utils.ConfigError(f"must be 'epoch' or 'step', but got {interval!r}", key='interval')
+    scheduler = schedulers.make(spec, args={'optimizer': optimizer})
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    settings = {'scheduler': scheduler, 'interval': interval, 'frequency': spec.get('frequency', 1)}
+    monitor = spec.get('monitor', 'val/loss' if plateau else None)
+    if monitor:
+        settings['monitor'] = monitor
+    return settings

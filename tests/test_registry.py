@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+import callbacks
+import datasets
+import losses
+import models
+import utils
+
+
+@pytest.fixture
+def registry():
+    reg = utils.Registry('widgets')
+
+    @reg.register('box')
+    class Box:
+        def __init__(self, size, color='red', weight=1.0):
+            self.size, self.color, self.weight = size, color, weight
+
+    return reg
+
+
+def test_make_merges_runtime_args_over_a_copy_of_the_spec(registry):
+    spec = {'name': 'box', 'args': {'size': 2, 'color': 'blue'}}
+    box = registry.make(spec, args={'color': 'green'})
+    assert (box.size, box.color) == (2, 'green')
+    assert spec == {'name': 'box', 'args': {'size': 2, 'color': 'blue'}}
+
+
+def test_args_are_optional_and_deep_copied(registry):
+    registry.register('bag')(lambda items=(): {'items': items})
+    spec = {'name': 'bag', 'args': {'items': [1, 2]}}
+    bag = registry.make(spec)
+    bag['items'].append(3)
+    assert spec['args']['items'] == [1, 2]
+    assert registry.make({'name': 'bag'}) == {'items': ()}
+
+
+def test_list_is_sorted_and_filters(registry):
+    registry.register('ant')(dict)
+    assert registry.list() == ['ant', 'box']
+    assert registry.list('b*') == ['box']
+    assert models.list() == sorted(models.list()) and 'resnet18' in models.list()
+    assert models.list('resnet*') == ['resnet18']
+
+
+def test_dotted_names_import():
+    assert isinstance(losses.make({'name': 'torch.nn.CrossEntropyLoss'}), torch.nn.CrossEntropyLoss)
+    net = models.make({'name': 'torchvision.models.resnet18', 'args': {'num_classes': 3}})
+    assert net.fc.out_features == 3
+    early = callbacks.make({'name': 'pytorch_lightning.callbacks.EarlyStopping',
+                            'args': {'monitor': 'val/loss'}})
+    assert type(early).__name__ == 'EarlyStopping'
+
+
+def test_unknown_name_lists_close_matches_and_every_name():
+    with pytest.raises(utils.ConfigError,
+                       match=r"unknown models name 'resnet81'; did you mean 'resnet18'\? "
+                             r"\(known: lenet5, mlp, resnet18\)"):
+        models.make({'name': 'resnet81'})
+
+
+def test_bad_dotted_name_is_a_config_error():
+    with pytest.raises(utils.ConfigError, match="'torch.nn' has no attribute 'CrossEntropy'"):
+        losses.make({'name': 'torch.nn.CrossEntropy'})
+    with pytest.raises(utils.ConfigError, match="cannot import 'nosuchpkg.Thing'"):
+        losses.make({'name': 'nosuchpkg.Thing'})
+
+
+def test_duplicate_registration_says_where_the_first_one_is(registry):
+    with pytest.raises(ValueError, match=r"widgets name 'box' is already registered by "
+                                         r".*Box \(.*test_registry.py:\d+\)"):
+        registry.register('box')(dict)
+
+
+def test_argument_errors_name_the_argument():
+    with pytest.raises(utils.ConfigError, match=r"args.hiden: unknown argument 'hiden' for "
+                                                r"models 'mlp'; did you mean 'hidden'\?"):
+        models.make({'name': 'mlp', 'args': {'hiden': [3]}})
+    with pytest.raises(utils.ConfigError, match=r"args.batch_size: must be a number, but got 'x'"):
+        datasets.make({'name': 'digits', 'args': {'batch_size': 'x'}})  # a parent's argument
+    with pytest.raises(utils.ConfigError, match="widgets 'box' needs argument 'size'"):
+        reg = utils.Registry('widgets')
+        reg.register('box')(lambda size: size)
+        reg.make({'name': 'box'})
+
+
+def test_spec_shape_errors(registry):
+    with pytest.raises(utils.ConfigError, match=r"must be a widgets spec \{name"):
+        registry.make({'args': {}})
+    with pytest.raises(utils.ConfigError, match=r"^args: must be a mapping, but got \[1\]"):
+        registry.make({'name': 'box', 'args': [1]})
+
+
+def test_every_folder_registers_its_modules():
+    assert {'digits', 'mnist'} <= set(datasets.list())
+    assert {'cross_entropy', 'mnist_ce'} <= set(losses.list())
+    assert 'eta' in callbacks.list()
+    assert 'base' in models.wrappers.list()

@@ -1,0 +1,125 @@
+import re
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import SHRINK, run_command, tree
+from models.base import BaseWrapper
+
+DIGITS = ['--config', 'configs/digits.yaml']
+
+
+def scalars(run_dir, tag):
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def epochs_logged(text):
+    return [int(m) for m in re.findall(r'^epoch (\d+)/\d+ ', text, flags=re.M)]
+
+
+def test_run_folder_is_complete_and_readable(train):
+    run = train(*DIGITS, *SHRINK)
+    assert sorted(p.name for p in (run / 'ckpt').iterdir())[-1] == 'last.ckpt'
+    # config.yaml: the resolved config, overrides applied, the command as a comment
+    text = (run / 'config.yaml').read_text()
+    assert 'python train_pl.py --config configs/digits.yaml' in text.splitlines()[0]
+    assert yaml.safe_load(text)['trainer_params']['limit_train_batches'] == 4
+    # src/: the project's code, never load/ or save/
+    assert (run / 'src' / 'train_pl.py').is_file() and (run / 'src' / 'models' / 'base.py').is_file()
+    assert not (run / 'src' / 'save').exists() and not (run / 'src' / 'load').exists()
+    # log.txt: one ETA line per epoch
+    log = (run / 'log.txt').read_text()
+    assert epochs_logged(log) == [1, 2]
+    assert re.search(r'^epoch 2/2 .*val/acc \d.*elapsed \S+  ETA \S+$', log, flags=re.M)
+    # TensorBoard's own reader finds the metrics, one val point per epoch
+    assert len(scalars(run, 'val/acc')) == 2 and scalars(run, 'train/loss')
+    # the checkpoint rebuilds the wrapper without the YAML
+    wrapper = BaseWrapper.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
+    assert wrapper(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    assert torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)['epoch'] == 1
+
+
+def test_demo_config_reaches_95_percent(train):
+    run = train(*DIGITS, '+trainer_params.enable_progress_bar=false')
+    best = max(v for _, v in scalars(run, 'val/acc'))
+    assert best >= 0.95
+    assert scalars(run, 'test/acc')[-1][1] >= 0.93
+
+
+def test_resume_continues_the_same_run(train, save_dir):
+    run = train(*DIGITS, *SHRINK)
+    first = (run / 'log.txt').read_text()
+    steps_before = [s for s, _ in scalars(run, 'val/acc')]
+    train('--resume', str(run), 'trainer_params.max_epochs=4')
+    log = (run / 'log.txt').read_text()
+    assert log.startswith(first)
+    assert epochs_logged(log[len(first):]) == [3, 4]
+    steps = [s for s, _ in scalars(run, 'val/acc')]
+    assert steps[:2] == steps_before and len(steps) == 4
+    assert all(a < b for a, b in zip(steps, steps[1:]))  # TensorBoard steps never go back
+    train_steps = [s for s, _ in scalars(run, 'train/loss')]
+    assert train_steps == sorted(set(train_steps))
+    assert list(save_dir.iterdir()) == [run]
+    # the config records both commands and the raised max_epochs
+    text = (run / 'config.yaml').read_text()
+    assert sum(line.startswith('# ') for line in text.splitlines()) == 2
+    assert yaml.safe_load(text)['trainer_params']['max_epochs'] == 4
+
+
+def test_resume_from_a_checkpoint_file(train):
+    run = train(*DIGITS, *SHRINK)
+    train('--resume', str(run / 'ckpt' / 'last.ckpt'), 'trainer_params.max_epochs=3')
+    assert epochs_logged((run / 'log.txt').read_text()) == [1, 2, 3]
+
+
+def test_same_name_twice_is_refused_and_the_first_run_is_untouched(train, save_dir, capsys):
+    run = train(*DIGITS, *SHRINK)
+    before = tree(run)
+    with pytest.raises(SystemExit) as exit_info:
+        train(*DIGITS, *SHRINK)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f'error: run folder {run} already exists; continue it with '
+                           f'--resume {run}, or pick another --name')
+    assert tree(run) == before
+
+
+def test_fast_dev_run_writes_nothing(train, save_dir):
+    train(*DIGITS, '--fast-dev-run')
+    assert not save_dir.exists()
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--config', 'configs/nope.yaml'], r'^error: configs/nope.yaml: config file not found$'),
+    ([*DIGITS, 'train_wrapper.args.model_spec.name=mlpp'],
+     r"^error: configs/digits.yaml: train_wrapper.args.model_spec.name: unknown models name "
+     r"'mlpp'; did you mean 'mlp'\? \(known: lenet5, mlp, resnet18\)$"),
+    ([*DIGITS, 'train_wrapper.args.optim_spec.name=Adamm'],
+     r"^error: configs/digits.yaml: train_wrapper.args.optim_spec.name: unknown torch.optim "
+     r"optimizers name 'Adamm'; did you mean 'Adam'"),
+    ([*DIGITS, 'trainer_params.max_epoch=3'],
+     r"^error: configs/digits.yaml: override 'trainer_params.max_epoch=3': no key 'max_epoch'"),
+    ([*DIGITS, '+trainer_params.max_epoch=3'],
+     r"^error: configs/digits.yaml: trainer_params.max_epoch: unknown argument 'max_epoch' "
+     r"for pl.Trainer; did you mean 'max_epochs'"),
+    ([*DIGITS, 'train_wrapper.args.optim_spec.args.lr=fast'],
+     r'^error: configs/digits.yaml: train_wrapper.args.optim_spec.args.lr: must be a number, '
+     r"but got 'fast'$"),
+    ([*DIGITS, '--gpu', '0'], r'^error: --gpu 0: this machine has no CUDA GPU'),
+    ([*DIGITS, '--gpu', 'a,b'], r'^error: --gpu must be comma-separated integers'),
+    ([*DIGITS, '--name', '../x'], r"^error: --name must be a plain folder name, but got '../x'$"),
+    (['--resume', 'save/no-such-run'], r'^error: --resume save/no-such-run: no such run folder'),
+])
+def test_user_mistakes_are_one_line_exit_2_and_touch_nothing(argv, message, tmp_path):
+    if '--gpu' in argv and torch.cuda.is_available():
+        pytest.skip('this machine has a GPU')
+    save = tmp_path / 'save'
+    result = run_command('train_pl.py', *argv, '--save-dir', str(save))
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and 'Traceback' not in result.stderr
+    assert re.search(message, result.stderr.strip()), result.stderr
+    assert not save.exists()
