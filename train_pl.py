@@ -65,7 +65,7 @@ def main(argv):
     p = utils.parser(__doc__.splitlines()[0])
     p.add_argument('--fast-dev-run', action='store_true',
                    help='run one batch of train, val and test; nothing is saved')
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     run = utils.Run(args, argv, 'train_pl.py')
     cfg = run.cfg
     save = not args.fast_dev_run

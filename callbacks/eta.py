@@ -25,7 +25,8 @@ class ETALogger(pl.Callback):
         epoch = trainer.current_epoch + 1
         line = utils.eta_line(epoch, trainer.max_epochs, metrics, time.time() - self.start,
                               epoch - self.first_epoch)
-        print(line, flush=True)
+        bar = trainer.progress_bar_callback
+        bar.print(line) if bar is not None else print(line, flush=True)  # keeps the bar intact
         if self.log_path:
             with open(self.log_path, 'a') as f:
                 f.write(line + '\n')

@@ -1,3 +1,4 @@
+import torch
 from torch.utils.data import DataLoader
 
 
@@ -16,11 +17,15 @@ class DataModule:
         if self.splits is None:
             self.splits = self.build()
 
-    def loader(self, split, shuffle=False):
+    def loader(self, split, shuffle=False, sampler=None):
         self.setup()
+        # The shuffle has its own generator, seeded from the run's seed (torch.manual_seed):
+        # the batch order depends on the seed alone, not on what else drew random numbers, so
+        # train.py and train_pl.py see the same batches.
+        generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
         return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          sampler=sampler, generator=generator, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self):
         return self.loader('train', shuffle=True)

@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import train  # noqa: E402
 import train_pl  # noqa: E402
 import utils  # noqa: E402
 
@@ -24,14 +25,17 @@ def save_dir(tmp_path):
     return tmp_path / 'save'
 
 
+ENTRYPOINTS = {'train_pl.py': train_pl.main, 'train.py': train.main}
+
+
 @pytest.fixture
 def train(save_dir):
-    """Run train_pl.py in this process, as its command line would; returns the run folder."""
-    def run(*argv, name='run'):
+    """Run an entrypoint in this process, as its command line would; returns the run folder."""
+    def run(*argv, name='run', script='train_pl.py'):
         argv = [*argv, '--save-dir', str(save_dir)]
         if '--resume' not in argv:
             argv += ['--name', name]
-        utils.run_cli(train_pl.main, argv)
+        utils.run_cli(ENTRYPOINTS[script], argv)
         return save_dir / name
     return run
 

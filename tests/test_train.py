@@ -1,0 +1,95 @@
+"""train.py, the plain loop: same configs, same run folders, same numbers as train_pl.py."""
+import re
+
+import pytest
+import torch
+
+from conftest import SHRINK, run_command
+from models.base import BaseWrapper
+from test_train_pl import DIGITS, epochs_logged, scalars
+
+
+def weights(ckpt):
+    return torch.load(ckpt, weights_only=False)['state_dict']
+
+
+def test_digits_trains_and_fills_the_run_folder(train):
+    run = train(*DIGITS, script='train.py')
+    assert max(v for _, v in scalars(run, 'val/acc')) >= 0.95
+    assert scalars(run, 'test/acc')[-1][1] >= 0.93
+    assert len(scalars(run, 'train/loss')) >= 10
+    assert epochs_logged((run / 'log.txt').read_text()) == list(range(1, 21))
+    assert (run / 'src' / 'train.py').is_file() and (run / 'config.yaml').is_file()
+    ckpts = sorted(p.name for p in (run / 'ckpt').iterdir())
+    assert len(ckpts) == 2 and ckpts[-1] == 'last.ckpt'  # save_top_k: 1 by val/acc, and last
+    # the checkpoint is Lightning-shaped: the Lightning wrapper loads it
+    wrapper = BaseWrapper.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
+    assert wrapper(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_same_numbers_as_train_pl(train):
+    argv = [*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+test=false']
+    plain = train(*argv, name='plain', script='train.py')
+    lightning = train(*argv, name='lightning', script='train_pl.py')
+    for tag in ('val/loss', 'val/acc'):
+        a, b = scalars(plain, tag), scalars(lightning, tag)
+        assert len(a) == len(b) == 3
+        assert [s for s, _ in a] == [s for s, _ in b]
+        assert all(abs(x - y) <= 1e-4 for (_, x), (_, y) in zip(a, b)), (tag, a, b)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(train):
+    whole = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=4', name='whole',
+                  script='train.py')
+    part = train(*DIGITS, *SHRINK, name='part', script='train.py')
+    train('--resume', str(part), 'trainer_params.max_epochs=4', script='train.py')
+    assert epochs_logged((part / 'log.txt').read_text()) == [1, 2, 3, 4]
+    a, b = weights(whole / 'ckpt' / 'last.ckpt'), weights(part / 'ckpt' / 'last.ckpt')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [s for s, _ in scalars(part, 'val/acc')]
+    assert steps == sorted(set(steps)) and len(steps) == 4
+
+
+def test_honors_trainer_params(train):
+    run = train(*DIGITS, *SHRINK, '+trainer_params.accumulate_grad_batches=2',
+                '+trainer_params.check_val_every_n_epoch=2', '+trainer_params.gradient_clip_val=0.5',
+                '+trainer_params.precision=bf16-mixed', script='train.py')
+    state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
+    assert state['global_step'] == 4  # 2 epochs x 4 batches / 2 accumulated
+    assert len(scalars(run, 'val/acc')) == 1  # validated on epoch 2 only
+
+
+def test_does_not_import_lightning():
+    result = run_command('-X', 'importtime', 'train.py', '--help')
+    assert result.returncode == 0
+    modules = [line.split('|')[-1].strip() for line in result.stderr.splitlines()]
+    assert 'torch' in modules and 'models.optim' in modules
+    assert not [m for m in modules if 'lightning' in m]
+
+
+def test_other_wrappers_are_sent_to_train_pl(tmp_path):
+    result = run_command('train.py', *DIGITS, 'train_wrapper.name=gan',
+                         '--save-dir', str(tmp_path / 'save'))
+    assert result.returncode == 2
+    assert re.fullmatch(r"error: configs/digits.yaml: train_wrapper.name: train.py trains the "
+                        r"'base' wrapper only, but got 'gan'; run this config with train_pl.py",
+                        result.stderr.strip())
+    assert not (tmp_path / 'save').exists()
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_torchrun(tmp_path):
+    """Two processes of 32 samples each against one process of 64: the same global batch."""
+    common = [*DIGITS, 'trainer_params.max_epochs=4', '--save-dir', str(tmp_path)]
+    ddp = run_command('-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2',
+                      'train.py', *common, '--name', 'ddp', 'data_module.args.batch_size=32')
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run_command('train.py', *common, '--name', 'single')
+    assert single.returncode == 0, single.stderr[-3000:]
+    # only rank 0 writes: one event file, one ETA line per epoch
+    assert len(list((tmp_path / 'ddp').glob('events.out.tfevents.*'))) == 1
+    assert epochs_logged((tmp_path / 'ddp' / 'log.txt').read_text()) == [1, 2, 3, 4]
+    a, b = scalars(tmp_path / 'ddp', 'val/acc'), scalars(tmp_path / 'single', 'val/acc')
+    assert [s for s, _ in a] == [s for s, _ in b]  # same number of optimizer steps
+    assert abs(a[-1][1] - b[-1][1]) <= 0.03, (a, b)
+    assert a[-1][1] >= 0.9

@@ -1,0 +1,378 @@
+"""Train a config with a plain PyTorch loop: no Lightning, every line here to read and edit.
+
+    python train.py --config configs/digits.yaml [--name NAME] [--gpu 0,1] [KEY=VALUE ...]
+    torchrun --nproc-per-node 2 train.py --config configs/digits.yaml   # DDP (gloo on CPU)
+    python train.py --resume save/NAME [trainer_params.max_epochs=40]
+
+Same configs and run folder as train_pl.py: config.yaml, src/, ckpt/last.ckpt, TensorBoard
+events (train/loss, val/loss, val/acc, test/*), log.txt. It trains the `base` wrapper
+(supervised classification); other wrappers need train_pl.py.
+"""
+import importlib.metadata
+import os
+import random
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tensorboardX import SummaryWriter
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data.distributed import DistributedSampler
+
+import datasets
+import losses
+import models
+import utils
+from models.optim import make_optimizer, make_scheduler
+
+HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
+           'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
+           'limit_train_batches', 'limit_val_batches', 'limit_test_batches', 'deterministic',
+           # decided by --gpu / torchrun, or about Lightning's display: nothing to do here
+           'accelerator', 'devices', 'strategy', 'enable_progress_bar', 'enable_model_summary',
+           'num_sanity_val_steps'}
+AUTOCAST = {'32': None, '32-true': None, '16-mixed': torch.float16, 'bf16-mixed': torch.bfloat16}
+try:  # read from the package metadata: importing Lightning is what train.py avoids
+    LIGHTNING_VERSION = importlib.metadata.version('pytorch-lightning')
+except importlib.metadata.PackageNotFoundError:
+    LIGHTNING_VERSION = None
+WRAPPER_ARGS = ('model_spec', 'loss_spec', 'optim_spec', 'sched_spec', 'num_classes')
+
+
+def check_supported(cfg):
+    wrapper = cfg['train_wrapper']
+    if wrapper.get('name') != 'base':
+        raise utils.ConfigError(f"train.py trains the 'base' wrapper only, but got "
+                                f"{wrapper.get('name')!r}; run this config with train_pl.py",
+                                key='train_wrapper.name')
+    for key in wrapper.get('args') or {}:
+        if key not in WRAPPER_ARGS:
+            raise utils.ConfigError(f"unknown argument{utils.close_matches(key, WRAPPER_ARGS)} "
+                                    f"(accepted: {', '.join(WRAPPER_ARGS)})",
+                                    key=f'train_wrapper.args.{key}')
+    precision = str((cfg.get('trainer_params') or {}).get('precision', '32'))
+    if precision not in AUTOCAST:
+        raise utils.ConfigError(f"train.py supports precision {', '.join(AUTOCAST)}, but got "
+                                f'{precision!r}', key='trainer_params.precision')
+
+
+def launch(gpus, argv):
+    """--gpu 0,1 outside torchrun: start one process per GPU with torchrun itself."""
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+           f'--nproc-per-node={len(gpus)}', os.path.abspath(__file__), *argv]
+    sys.exit(subprocess.call(cmd))
+
+
+def setup_distributed(gpus):
+    """(rank, local_rank, world_size, device). torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; under
+    SLURM's srun they come from SLURM_* (the job script exports MASTER_ADDR/MASTER_PORT)."""
+    if 'RANK' not in os.environ and int(os.environ.get('SLURM_NTASKS', 1)) > 1:
+        os.environ.update(RANK=os.environ['SLURM_PROCID'], LOCAL_RANK=os.environ['SLURM_LOCALID'],
+                          WORLD_SIZE=os.environ['SLURM_NTASKS'])
+    if 'RANK' not in os.environ:
+        return 0, 0, 1, torch.device(f'cuda:{gpus[0]}' if gpus else 'cpu')
+    rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
+    if gpus:
+        device = torch.device(f'cuda:{gpus[local_rank]}')
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device('cpu')
+    dist.init_process_group(backend='nccl' if gpus else 'gloo')
+    return rank, local_rank, dist.get_world_size(), device
+
+
+def seed_everything(seed):
+    # The same calls as Lightning's seed_everything, so both entrypoints start identically.
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    # NumPy's key as a tensor: the checkpoint stays loadable with torch.load(weights_only=True).
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    return {'python': random.getstate(),
+            'numpy': (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
+            'torch': torch.get_rng_state(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state):
+    random.setstate(state['python'])
+    kind, key, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def limit(n_batches, value):
+    """Lightning's limit_*_batches: an int is a count, a float a fraction."""
+    if value is None:
+        return n_batches
+    return min(n_batches, value if isinstance(value, int) else int(n_batches * value))
+
+
+class Checkpoints:
+    """The `checkpoint:` section with ModelCheckpoint's meaning: last.ckpt every epoch, and
+    `epoch=E-step=S.ckpt` every `every_n_epochs`, keeping the `save_top_k` best by `monitor`
+    (by recency when nothing is monitored)."""
+    KEYS = ('monitor', 'mode', 'save_top_k', 'every_n_epochs')
+
+    def __init__(self, folder, monitor=None, mode='min', save_top_k=1, every_n_epochs=1):
+        self.folder, self.monitor, self.mode = folder, monitor, mode
+        self.save_top_k, self.every_n_epochs = save_top_k, every_n_epochs
+        self.kept = []  # [(score, path)], best first
+        self.best_path = None
+
+    def save(self, state, epoch, step, metrics):
+        path, dropped = None, []
+        due = self.save_top_k != 0 and (epoch + 1) % self.every_n_epochs == 0
+        if due and (not self.monitor or self.monitor in metrics):  # no value: no validation
+            path = str(self.folder / f'epoch={epoch}-step={step}.ckpt')
+            score = metrics[self.monitor] if self.monitor else step
+            kept = sorted(self.kept + [(score, path)], key=lambda k: k[0],
+                          reverse=not self.monitor or self.mode == 'max')
+            if self.save_top_k > 0:
+                kept, dropped = kept[:self.save_top_k], [p for _, p in kept[self.save_top_k:]]
+            self.kept, self.best_path = kept, kept[0][1]
+        state['checkpoints'] = self.state_dict()  # as it is once these files are written
+        self.folder.mkdir(parents=True, exist_ok=True)
+        torch.save(state, self.folder / 'last.ckpt')
+        if path not in dropped and path is not None:
+            torch.save(state, path)
+        for old in dropped:
+            if old != path:
+                os.remove(old)
+
+    def state_dict(self):
+        return {'kept': self.kept, 'best_path': self.best_path}
+
+    def load_state_dict(self, state):
+        self.kept, self.best_path = state['kept'], state['best_path']
+
+
+@torch.no_grad()
+def evaluate(model, loader, loss_fn, n_batches, device, autocast, ddp):
+    """Mean loss (weighted by batch size, as Lightning's epoch metrics) and accuracy,
+    summed over all ranks."""
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    for i, (x, y) in enumerate(loader):
+        if i >= n_batches:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        totals += torch.stack([loss.double() * len(y), (logits.argmax(-1) == y).sum().double(),
+                               torch.tensor(float(len(y)), device=device, dtype=torch.float64)])
+    if ddp:
+        dist.all_reduce(totals)
+    model.train()
+    return totals[0].item() / max(totals[2].item(), 1), totals[1].item() / max(totals[2].item(), 1)
+
+
+def main(argv):
+    args = utils.parser(__doc__.splitlines()[0]).parse_intermixed_args(argv)
+    run = utils.Run(args, argv, 'train.py')
+    cfg = run.cfg
+    with utils.at_key(None, file=run.config_path):
+        check_supported(cfg)
+    if len(run.gpus) > 1 and 'RANK' not in os.environ:
+        launch(run.gpus, argv)
+
+    rank, local_rank, world_size, device = setup_distributed(run.gpus)
+    ddp = world_size > 1 or 'RANK' in os.environ
+    master = rank == 0  # rank 0 alone logs and writes the run folder
+    # Each rank its own seed, so dropout and augmentation differ per rank; DDP copies rank 0's
+    # initial weights to all ranks, and the DistributedSampler shares the config's seed.
+    seed_everything(cfg['seed'] + rank)
+    params = dict(cfg.get('trainer_params') or {})
+    if params.get('deterministic'):
+        torch.use_deterministic_algorithms(True)
+    ignored = sorted(set(params) - HONORED)
+    if ignored and master:
+        print(f"warning: train.py ignores trainer_params {', '.join(ignored)} "
+              '(train_pl.py honors them)', file=sys.stderr)
+
+    # Build everything before the run folder exists, so a config mistake leaves no trace.
+    wrapper_args = cfg['train_wrapper'].get('args') or {}
+    with utils.at_key(None, file=run.config_path):
+        with utils.at_key('data_module'):
+            data = datasets.make(cfg['data_module'])
+        with utils.at_key('train_wrapper.args'):
+            for key in ('model_spec', 'loss_spec', 'optim_spec'):
+                if key not in wrapper_args:
+                    raise utils.ConfigError('is required', key=key)
+            with utils.at_key('model_spec'):
+                model = models.make(wrapper_args['model_spec']).to(device)
+            with utils.at_key('loss_spec'):
+                loss_fn = losses.make(wrapper_args['loss_spec'])
+            with utils.at_key('optim_spec'):
+                optimizer = make_optimizer(wrapper_args['optim_spec'], model.parameters())
+            scheduler = None
+            if wrapper_args.get('sched_spec'):
+                with utils.at_key('sched_spec'):
+                    scheduler = make_scheduler(wrapper_args['sched_spec'], optimizer)
+        with utils.at_key('checkpoint'):
+            section = cfg.get('checkpoint') or {}
+            known = {k: v for k, v in section.items() if k in Checkpoints.KEYS}
+            known['folder'] = run.dir / 'ckpt'
+            utils.check_args(Checkpoints, known, 'checkpoint', prefix='')
+            checkpoints = Checkpoints(**known)
+        ignored = sorted(set(section) - set(Checkpoints.KEYS))
+        if ignored and master:
+            print(f"warning: train.py ignores checkpoint {', '.join(ignored)}", file=sys.stderr)
+        data.setup()
+
+    max_epochs = params.get('max_epochs', 1000)  # Lightning's default
+    accumulate = params.get('accumulate_grad_batches', 1)
+    clip = params.get('gradient_clip_val')
+    clip_by_value = params.get('gradient_clip_algorithm', 'norm') == 'value'
+    val_every = params.get('check_val_every_n_epoch', 1)
+    log_every = params.get('log_every_n_steps', 50)
+    amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+
+    if ddp:
+        sampler = DistributedSampler(data.splits['train'], num_replicas=world_size, rank=rank,
+                                     shuffle=True, seed=cfg['seed'])
+        train_loader = data.loader('train', sampler=sampler)
+        # Each rank evaluates every world_size-th sample: no padding, so the reduced metrics
+        # are exactly those of one process.
+        val_loader = data.loader('val', sampler=range(rank, len(data.splits['val']), world_size))
+        test_loader = data.loader('test',
+                                  sampler=range(rank, len(data.splits['test']), world_size))
+        model = DDP(model, device_ids=[device.index] if run.gpus else None)
+    else:
+        train_loader, val_loader, test_loader = \
+            data.train_dataloader(), data.val_dataloader(), data.test_dataloader()
+    raw_model = model.module if ddp else model
+
+    epoch, step = 0, 0
+    if run.resuming:
+        try:
+            state = torch.load(run.ckpt, map_location=device, weights_only=False)
+            raw_model.load_state_dict({k.removeprefix('model.'): v
+                                       for k, v in state['state_dict'].items()})
+        except Exception as e:
+            raise utils.ConfigError(f'--resume {run.ckpt}: not a train.py checkpoint ({e})') \
+                from None
+        optimizer.load_state_dict(state['optimizer'])
+        if scheduler:
+            scheduler['scheduler'].load_state_dict(state['scheduler'])
+        scaler.load_state_dict(state['scaler'])
+        checkpoints.load_state_dict(state['checkpoints'])
+        epoch, step = state['epoch'] + 1, state['global_step']
+        if master:  # the other ranks keep their own stream, seeded by rank
+            set_rng_state(state['rng'])
+        if state.get('train_generator') is not None and train_loader.generator is not None:
+            train_loader.generator.set_state(state['train_generator'])
+
+    if master:
+        run.create()
+        # tensorboardX names event files by the second and the host: a resume within the same
+        # second would overwrite the first file without a suffix of its own.
+        n_files = len(list(run.dir.glob('events.out.tfevents.*')))
+        writer = SummaryWriter(str(run.dir), filename_suffix=f'.{os.getpid()}.{n_files}')
+    start, first_epoch = time.time(), epoch
+    n_train = limit(len(train_loader), params.get('limit_train_batches'))
+    n_val = limit(len(val_loader), params.get('limit_val_batches'))
+    metrics = {}
+
+    for epoch in range(epoch, max_epochs):
+        if ddp:
+            train_loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
+        model.train()
+        for i, (x, y) in enumerate(train_loader):
+            if i >= n_train:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            last_micro_step = (i + 1) % accumulate == 0 or i + 1 == n_train
+            if ddp:
+                # Sync gradients only on the micro-step that ends an accumulation: the others
+                # would all-reduce for nothing.
+                model.require_backward_grad_sync = last_micro_step
+            with autocast:
+                loss = loss_fn(model(x), y)
+            scaler.scale(loss / accumulate).backward()
+            if not last_micro_step:
+                continue
+            if clip:
+                scaler.unscale_(optimizer)
+                if clip_by_value:
+                    torch.nn.utils.clip_grad_value_(model.parameters(), clip)
+                else:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
+            if master and (step + 1) % log_every == 0:
+                writer.add_scalar('train/loss', loss.item(), step)
+            step += 1
+            if scheduler and scheduler['interval'] == 'step' and \
+                    step % scheduler['frequency'] == 0:
+                scheduler['scheduler'].step()
+        metrics = {'train/loss': loss.item()}
+
+        if (epoch + 1) % val_every == 0:
+            val_loss, val_acc = evaluate(model, val_loader, loss_fn, n_val, device, autocast, ddp)
+            metrics.update({'val/loss': val_loss, 'val/acc': val_acc})
+            if master:
+                writer.add_scalar('val/loss', val_loss, step - 1)
+                writer.add_scalar('val/acc', val_acc, step - 1)
+        # Epoch schedulers step after validation, as in Lightning (a plateau scheduler needs
+        # the metric; skipped, as there, in epochs without validation).
+        if scheduler and scheduler['interval'] == 'epoch' and \
+                (epoch + 1) % scheduler['frequency'] == 0:
+            if 'monitor' not in scheduler:
+                scheduler['scheduler'].step()
+            elif scheduler['monitor'] in metrics:
+                scheduler['scheduler'].step(metrics[scheduler['monitor']])
+
+        if master:
+            state = {
+                'epoch': epoch, 'global_step': step, 'config': cfg,
+                # Lightning's layout, so BaseWrapper.load_from_checkpoint reads it too
+                'state_dict': {f'model.{k}': v for k, v in raw_model.state_dict().items()},
+                'hyper_parameters': wrapper_args, 'pytorch-lightning_version': LIGHTNING_VERSION,
+                'optimizer': optimizer.state_dict(),
+                'scheduler': scheduler['scheduler'].state_dict() if scheduler else None,
+                'scaler': scaler.state_dict(), 'rng': rng_state(),
+                'train_generator': train_loader.generator.get_state()
+                if train_loader.generator is not None else None}
+            checkpoints.save(state, epoch, step, metrics)
+            line = utils.eta_line(epoch + 1, max_epochs, metrics, time.time() - start,
+                                  epoch + 1 - first_epoch)
+            print(line, flush=True)
+            run.log(line)
+
+    if cfg.get('test', True):
+        if checkpoints.monitor and checkpoints.best_path:
+            best = torch.load(checkpoints.best_path, map_location=device, weights_only=False)
+            raw_model.load_state_dict({k.removeprefix('model.'): v
+                                       for k, v in best['state_dict'].items()})
+        n_test = limit(len(test_loader), params.get('limit_test_batches'))
+        test_loss, test_acc = evaluate(model, test_loader, loss_fn, n_test, device, autocast, ddp)
+        if master:
+            writer.add_scalar('test/loss', test_loss, step - 1)
+            writer.add_scalar('test/acc', test_acc, step - 1)
+            print(f'test/acc {test_acc:.4g}  test/loss {test_loss:.4g}')
+    if master:
+        writer.close()
+        print(f'run folder: {run.dir}\nsee it in TensorBoard: tensorboard --logdir '
+              f'{run.dir.parent}')
+    if ddp:
+        dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    utils.run_cli(main, sys.argv[1:])
