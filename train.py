@@ -156,6 +156,13 @@ class Checkpoints:
         self.kept, self.best_path = state['kept'], state['best_path']
 
 
+def load_weights(model, path, device):
+    """Load a checkpoint's model weights (Lightning's `model.` prefix dropped); return it all."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict({k.removeprefix('model.'): v for k, v in state['state_dict'].items()})
+    return state
+
+
 @torch.no_grad()
 def evaluate(model, loader, loss_fn, n_batches, device, autocast, ddp):
     """Mean loss (weighted by batch size, as Lightning's epoch metrics) and accuracy,
@@ -259,9 +266,7 @@ def main(argv):
     epoch, step = 0, 0
     if run.resuming:
         try:
-            state = torch.load(run.ckpt, map_location=device, weights_only=False)
-            raw_model.load_state_dict({k.removeprefix('model.'): v
-                                       for k, v in state['state_dict'].items()})
+            state = load_weights(raw_model, run.ckpt, device)
         except Exception as e:
             raise utils.ConfigError(f'--resume {run.ckpt}: not a train.py checkpoint ({e})') \
                 from None
@@ -357,9 +362,7 @@ def main(argv):
 
     if cfg.get('test', True):
         if checkpoints.monitor and checkpoints.best_path:
-            best = torch.load(checkpoints.best_path, map_location=device, weights_only=False)
-            raw_model.load_state_dict({k.removeprefix('model.'): v
-                                       for k, v in best['state_dict'].items()})
+            load_weights(raw_model, checkpoints.best_path, device)
         n_test = limit(len(test_loader), params.get('limit_test_batches'))
         test_loss, test_acc = evaluate(model, test_loader, loss_fn, n_test, device, autocast, ddp)
         if master:
