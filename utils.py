@@ -111,10 +111,6 @@ class Registry:
         self._load_pending()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
-    def __contains__(self, name):
-        self._load_pending()
-        return name in self._entries
-
     def get(self, name):
         self._load_pending()
         if not isinstance(name, str) or not name:

@@ -50,13 +50,17 @@ def test_resume_ends_where_an_uninterrupted_run_ends(train):
     assert steps == sorted(set(steps)) and len(steps) == 4
 
 
-def test_honors_trainer_params(train):
+@pytest.mark.parametrize('precision', ['bf16-mixed', '16-mixed'])
+def test_honors_trainer_params_and_names_the_rest(train, capsys, precision):
     run = train(*DIGITS, *SHRINK, '+trainer_params.accumulate_grad_batches=2',
                 '+trainer_params.check_val_every_n_epoch=2', '+trainer_params.gradient_clip_val=0.5',
-                '+trainer_params.precision=bf16-mixed', script='train.py')
+                f'+trainer_params.precision={precision}', '+trainer_params.benchmark=true',
+                '+trainer_params.overfit_batches=1', script='train.py')
     state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
     assert state['global_step'] == 4  # 2 epochs x 4 batches / 2 accumulated
     assert len(scalars(run, 'val/acc')) == 1  # validated on epoch 2 only
+    assert 'warning: train.py ignores trainer_params benchmark, overfit_batches ' \
+           '(train_pl.py honors them)' in capsys.readouterr().err
 
 
 def test_does_not_import_lightning():
