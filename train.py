@@ -267,14 +267,15 @@ def main(argv):
     if run.resuming:
         try:
             state = load_weights(raw_model, run.ckpt, device)
-        except Exception as e:
-            raise utils.ConfigError(f'--resume {run.ckpt}: not a train.py checkpoint ({e})') \
-                from None
-        optimizer.load_state_dict(state['optimizer'])
-        if scheduler:
-            scheduler['scheduler'].load_state_dict(state['scheduler'])
-        scaler.load_state_dict(state['scaler'])
-        checkpoints.load_state_dict(state['checkpoints'])
+            optimizer.load_state_dict(state['optimizer'])
+            if scheduler:
+                scheduler['scheduler'].load_state_dict(state['scheduler'])
+            scaler.load_state_dict(state['scaler'])
+            checkpoints.load_state_dict(state['checkpoints'])
+        except Exception as e:  # a foreign, truncated or other model's file
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise utils.ConfigError(f'--resume {run.ckpt}: not a train.py checkpoint of this '
+                                    f'config ({type(e).__name__}: {reason})') from None
         epoch, step = state['epoch'] + 1, state['global_step']
         if master:  # the other ranks keep their own stream, seeded by rank
             set_rng_state(state['rng'])

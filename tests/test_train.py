@@ -4,7 +4,7 @@ import re
 import pytest
 import torch
 
-from conftest import SHRINK, run_command
+from conftest import SHRINK, run_command, tree
 from models.base import BaseWrapper
 from test_train_pl import DIGITS, epochs_logged, scalars
 
@@ -101,3 +101,15 @@ def test_ddp_on_cpu_with_torchrun(tmp_path):
         scalars(tmp_path / 'single', 'val/loss')[-1][1]
     assert abs(loss_a - loss_b) <= 0.05, (loss_a, loss_b)
     assert min(a[-1][1], b[-1][1]) >= 0.95
+
+
+def test_resume_refuses_a_broken_checkpoint_and_keeps_the_run(train, capsys):
+    run = train(*DIGITS, *SHRINK, script='train.py')
+    (run / 'ckpt' / 'last.ckpt').write_bytes(b'half a checkpoint')
+    before = tree(run)
+    with pytest.raises(SystemExit) as exit_info:
+        train('--resume', str(run), script='train.py')
+    assert exit_info.value.code == 2
+    assert re.match(r'error: --resume .*last.ckpt: not a train.py checkpoint of this config \(',
+                    capsys.readouterr().err)
+    assert tree(run) == before
