@@ -372,8 +372,7 @@ def main(argv):
             print(f'test/acc {test_acc:.4g}  test/loss {test_loss:.4g}')
     if master:
         writer.close()
-        print(f'run folder: {run.dir}\nsee it in TensorBoard: tensorboard --logdir '
-              f'{run.dir.parent}')
+        run.announce()
     if ddp:
         dist.destroy_process_group()
 

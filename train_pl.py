@@ -93,8 +93,7 @@ def main(argv):
         trainer.test(wrapper, datamodule=LightningData(data),
                      ckpt_path='best' if monitored else None)
     if save and trainer.is_global_zero:
-        print(f'run folder: {run.dir}\nsee it in TensorBoard: tensorboard --logdir '
-              f'{run.dir.parent}')
+        run.announce()
 
 
 if __name__ == '__main__':

@@ -412,6 +412,10 @@ class Run:
         os.replace(tmp, self.dir / 'config.yaml')
         self.log(f"{'resumed' if self.resuming else 'started'} {stamp}: {self.command}")
 
+    def announce(self):
+        print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '
+              f'{self.dir.parent}')
+
     def log(self, line):
         with open(self.dir / 'log.txt', 'a') as f:
             f.write(line + '\n')

@@ -26,7 +26,10 @@ class ETALogger(pl.Callback):
         line = utils.eta_line(epoch, trainer.max_epochs, metrics, time.time() - self.start,
                               epoch - self.first_epoch)
         bar = trainer.progress_bar_callback
-        bar.print(line) if bar is not None else print(line, flush=True)  # keeps the bar intact
+        if bar is not None:
+            bar.print(line)  # through the bar, which keeps it intact
+        else:
+            print(line, flush=True)
         if self.log_path:
             with open(self.log_path, 'a') as f:
                 f.write(line + '\n')
