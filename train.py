@@ -8,6 +8,7 @@ Same configs and run folder as train_pl.py: config.yaml, src/, ckpt/last.ckpt, T
 events (train/loss, val/loss, val/acc, test/*), log.txt. It trains the `base` wrapper
 (supervised classification); other wrappers need train_pl.py.
 """
+import difflib
 import importlib.metadata
 import os
 import random
@@ -54,7 +55,13 @@ def check_supported(cfg):
             raise utils.ConfigError(f"unknown argument{utils.close_matches(key, WRAPPER_ARGS)} "
                                     f"(accepted: {', '.join(WRAPPER_ARGS)})",
                                     key=f'train_wrapper.args.{key}')
-    precision = str((cfg.get('trainer_params') or {}).get('precision', '32'))
+    params = cfg.get('trainer_params') or {}
+    for key in sorted(set(params) - HONORED):
+        typo = difflib.get_close_matches(key, HONORED, n=1, cutoff=0.85)
+        if typo:  # a misspelt setting that train.py honors would change the run without a word
+            raise utils.ConfigError(f"unknown setting; did you mean '{typo[0]}'?",
+                                    key=f'trainer_params.{key}')
+    precision = str(params.get('precision', '32'))
     if precision not in AUTOCAST:
         raise utils.ConfigError(f"train.py supports precision {', '.join(AUTOCAST)}, but got "
                                 f'{precision!r}', key='trainer_params.precision')
@@ -184,13 +191,35 @@ def evaluate(model, loader, loss_fn, n_batches, device, autocast, ddp):
     return totals[0].item() / max(totals[2].item(), 1), totals[1].item() / max(totals[2].item(), 1)
 
 
+def check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device, autocast,
+          scaler, precision):
+    """--check: one optimizer step on a train batch, one val batch, then a summary."""
+    batches = {'train': next(iter(train_loader)), 'val': next(iter(val_loader))}
+    x, y = (t.to(device) for t in batches['train'])
+    with autocast:
+        loss = loss_fn(model(x), y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    with torch.no_grad(), autocast:
+        x, y = (t.to(device) for t in batches['val'])
+        val_loss = loss_fn(model(x), y)
+    parts = {'optimizer': type(optimizer).__name__,
+             'lr scheduler': type(scheduler['scheduler']).__name__ if scheduler else 'none',
+             'precision': precision}
+    utils.check_report(model, device, batches,
+                       {'train/loss': loss.item(), 'val/loss': val_loss.item()}, parts)
+
+
 def main(argv):
     args = utils.parser(__doc__.splitlines()[0]).parse_intermixed_args(argv)
     run = utils.Run(args, argv, 'train.py')
+    if args.print_config or args.explain:
+        return run.print_config(args.explain)
     cfg = run.cfg
     with utils.at_key(None, file=run.config_path):
         check_supported(cfg)
-    if len(run.gpus) > 1 and 'RANK' not in os.environ:
+    if len(run.gpus) > 1 and 'RANK' not in os.environ and not args.check:
         launch(run.gpus, argv)
 
     rank, local_rank, world_size, device = setup_distributed(run.gpus)
@@ -262,6 +291,9 @@ def main(argv):
         train_loader, val_loader, test_loader = \
             data.train_dataloader(), data.val_dataloader(), data.test_dataloader()
     raw_model = model.module if ddp else model
+    if args.check:
+        return check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device,
+                     autocast, scaler, str(params.get('precision', '32')))
 
     epoch, step = 0, 0
     if run.resuming:

@@ -61,14 +61,27 @@ def make_trainer(run, callback_list, save):
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
 
 
+def check(wrapper, data, trainer):
+    """--check: one train and one val batch through Lightning (fast_dev_run), then a summary."""
+    batches = {'train': next(iter(data.train_dataloader())),
+               'val': next(iter(data.val_dataloader()))}
+    trainer.fit(wrapper, datamodule=LightningData(data))
+    losses = {k: v.item() for k, v in trainer.callback_metrics.items()
+              if k.endswith('loss') and v.numel() == 1}
+    parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
+             'lr schedulers': ', '.join(type(c.scheduler).__name__
+                                        for c in trainer.lr_scheduler_configs) or 'none',
+             'callbacks': ', '.join(type(c).__name__ for c in trainer.callbacks)}
+    utils.check_report(wrapper, wrapper.device, batches, losses, parts)
+
+
 def main(argv):
-    p = utils.parser(__doc__.splitlines()[0])
-    p.add_argument('--fast-dev-run', action='store_true',
-                   help='run one batch of train, val and test; nothing is saved')
-    args = p.parse_intermixed_args(argv)
+    args = utils.parser(__doc__.splitlines()[0]).parse_intermixed_args(argv)
     run = utils.Run(args, argv, 'train_pl.py')
+    if args.print_config or args.explain:
+        return run.print_config(args.explain)
     cfg = run.cfg
-    save = not args.fast_dev_run
+    save = not args.check
     pl.seed_everything(cfg['seed'], workers=True, verbose=False)
 
     # Build everything before the run folder exists, so a config mistake leaves no trace.
@@ -81,18 +94,21 @@ def main(argv):
                 wrapper.configure_optimizers()  # a dry run: bad optimizer names fail now
         log_path = run.dir / 'log.txt' if save else None
         callback_list = make_callbacks(cfg, log_path)
-        if args.fast_dev_run:
-            cfg.setdefault('trainer_params', {})['fast_dev_run'] = True
+        if args.check:
+            cfg.setdefault('trainer_params', {}).update(fast_dev_run=True,
+                                                        enable_progress_bar=False)
         trainer = make_trainer(run, callback_list, save)
+    if args.check:
+        return check(wrapper, data, trainer)
 
-    if save and utils.is_rank_zero():
+    if utils.is_rank_zero():
         run.create()
     trainer.fit(wrapper, datamodule=LightningData(data), ckpt_path=run.ckpt)
     if cfg.get('test', True):
-        monitored = bool((cfg.get('checkpoint') or {}).get('monitor')) and save
+        monitored = bool((cfg.get('checkpoint') or {}).get('monitor'))
         trainer.test(wrapper, datamodule=LightningData(data),
                      ckpt_path='best' if monitored else None)
-    if save and trainer.is_global_zero:
+    if trainer.is_global_zero:
         run.announce()
 
 

@@ -1,13 +1,44 @@
+"""The data module every dataset subclasses, with the two settings any dataset takes:
+
+    data_module:
+      name: mnist
+      args:
+        dataloader:
+          default: {batch_size: 64, num_workers: 2}   # every split
+          val: {batch_size: 256}                      # on top of default, for one split
+        transforms:                                   # specs: torchvision.transforms.v2 names
+          pre: [{name: to_tensor}]                    # or registered ones (datasets/transforms.py)
+          train: [{name: RandomCrop, args: {size: 28, padding: 2}}]
+          post: [{name: Normalize, args: {mean: [0.1307], std: [0.3081]}}]
+
+A split's pipeline is pre + <split> + post; the keys given replace the dataset's
+`default_transforms` one by one. `batch_size`, `num_workers` and `pin_memory` directly in args
+are shorthand for dataloader.default.
+"""
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+
+import utils
+
+SPLITS = ('train', 'val', 'test')
+LOADER_DEFAULTS = {'batch_size': 32, 'num_workers': 0, 'pin_memory': False,
+                   'persistent_workers': None, 'drop_last': False}
+PIPELINE_KEYS = ('pre', *SPLITS, 'post')
 
 
 class DataModule:
     """Train/val/test datasets and their loaders. A subclass implements `build()`, returning
-    `{'train': ds, 'val': ds, 'test': ds}`; it runs once, on first `setup()`."""
+    `{'train': ds, 'val': ds, 'test': ds}` of (input, target) samples; it runs once, on first
+    `setup()`, and the split's transforms are applied to the inputs."""
+    default_transforms = {}
 
-    def __init__(self, batch_size=32, num_workers=0, pin_memory=False):
-        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+    def __init__(self, dataloader=None, transforms=None, batch_size=None, num_workers=None,
+                 pin_memory=None):
+        shorthand = {k: v for k, v in (('batch_size', batch_size), ('num_workers', num_workers),
+                                       ('pin_memory', pin_memory)) if v is not None}
+        self.loader_settings = loader_settings(dataloader or {}, shorthand)
+        with utils.at_key('transforms'):
+            self.transforms = build_transforms({**self.default_transforms, **(transforms or {})})
         self.splits = None
 
     def build(self):
@@ -15,17 +46,19 @@ class DataModule:
 
     def setup(self, stage=None):
         if self.splits is None:
-            self.splits = self.build()
+            self.splits = {split: Transformed(ds, self.transforms[split])
+                           if self.transforms.get(split) else ds
+                           for split, ds in self.build().items()}
 
     def loader(self, split, shuffle=False, sampler=None):
         self.setup()
+        settings = self.loader_settings[split]
         # The shuffle has its own generator, seeded from the run's seed (torch.manual_seed):
         # the batch order depends on the seed alone, not on what else drew random numbers, so
         # train.py and train_pl.py see the same batches.
         generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
-        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          sampler=sampler, generator=generator, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+        return DataLoader(self.splits[split], shuffle=shuffle, sampler=sampler,
+                          generator=generator, **settings)
 
     def train_dataloader(self):
         return self.loader('train', shuffle=True)
@@ -38,3 +71,85 @@ class DataModule:
 
     def predict_dataloader(self):
         return self.loader('test')
+
+
+def loader_settings(section, shorthand):
+    """{split: DataLoader keyword arguments} from `dataloader: {default, train, val, test}`."""
+    if not isinstance(section, dict):
+        raise utils.ConfigError(f'must be a mapping of default/train/val/test, but got '
+                                f'{section!r}', key='dataloader')
+    for key, value in section.items():
+        if key not in ('default', *SPLITS):
+            raise utils.ConfigError(f"unknown key{utils.close_matches(key, ('default', *SPLITS))}"
+                                    ' (known: default, train, val, test)',
+                                    key=f'dataloader.{key}')
+        if not isinstance(value, dict):
+            raise utils.ConfigError(f'must be a mapping, but got {value!r}',
+                                    key=f'dataloader.{key}')
+        for name, setting in value.items():
+            check_setting(name, setting, f'dataloader.{key}.{name}')
+    for name, setting in shorthand.items():
+        check_setting(name, setting, name)
+    settings = {}
+    for split in SPLITS:
+        merged = {**LOADER_DEFAULTS, **shorthand, **section.get('default', {}),
+                  **section.get(split, {})}
+        if merged['persistent_workers'] is None:  # keep workers between epochs when there are any
+            merged['persistent_workers'] = merged['num_workers'] > 0
+        if merged['persistent_workers'] and merged['num_workers'] == 0:
+            raise utils.ConfigError('persistent_workers needs num_workers > 0',
+                                    key=f'dataloader.{split}')
+        settings[split] = merged
+    return settings
+
+
+def check_setting(name, value, where):
+    if name not in LOADER_DEFAULTS:
+        raise utils.ConfigError(f'unknown DataLoader setting{utils.close_matches(name, LOADER_DEFAULTS)} '
+                                f"(known: {', '.join(LOADER_DEFAULTS)})", key=where)
+    if name in ('batch_size', 'num_workers'):
+        least = 1 if name == 'batch_size' else 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise utils.ConfigError(f'must be an integer >= {least}, but got {value!r}', key=where)
+    elif not isinstance(value, bool):
+        raise utils.ConfigError(f'must be true or false, but got {value!r}', key=where)
+
+
+def build_transforms(section):
+    """{split: callable or None}: pre + <split> + post, each a list of transform specs."""
+    if not isinstance(section, dict):
+        raise utils.ConfigError(f"must be a mapping of {', '.join(PIPELINE_KEYS)}, but got "
+                                f'{section!r}')
+    for key, specs in section.items():
+        if key not in PIPELINE_KEYS:
+            raise utils.ConfigError(f"unknown key{utils.close_matches(key, PIPELINE_KEYS)} "
+                                    f"(known: {', '.join(PIPELINE_KEYS)})", key=key)
+        if not isinstance(specs, list):
+            raise utils.ConfigError(f'must be a list of transform specs, but got {specs!r}',
+                                    key=key)
+    if not any(section.values()):
+        return {}
+    from datasets import transforms  # torchvision loads only when a config asks for transforms
+    built = {}
+    for key, specs in section.items():
+        built[key] = []
+        for i, spec in enumerate(specs):
+            with utils.at_key(f'{key}.{i}'):
+                built[key].append(transforms.make(spec))
+    return {split: transforms.compose(built.get('pre', []) + built.get(split, []) +
+                                      built.get('post', []))
+            for split in SPLITS}
+
+
+class Transformed(Dataset):
+    """A dataset of (input, target, ...) with `transform` applied to the input."""
+
+    def __init__(self, dataset, transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x, *rest = self.dataset[index]
+        return (self.transform(x), *rest)

@@ -10,8 +10,8 @@ class Digits(DataModule):
     """scikit-learn's 1797 handwritten 8x8 digits (shipped inside the package, no download) as
     1x8x8 tensors in [0, 1], split at random but reproducibly by `split_seed`."""
 
-    def __init__(self, val_fraction=0.1, test_fraction=0.2, split_seed=0, **loader_args):
-        super().__init__(**loader_args)
+    def __init__(self, val_fraction=0.1, test_fraction=0.2, split_seed=0, **common):
+        super().__init__(**common)
         self.val_fraction, self.test_fraction, self.split_seed = \
             val_fraction, test_fraction, split_seed
 

@@ -14,11 +14,16 @@ FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
 @datasets.register('mnist')
 class MNIST(DataModule):
     """MNIST through torchvision, read from `root_dir`/MNIST/raw/ (the four uncompressed IDX
-    files). `val_size` images of the training set (a count, or a fraction) become val."""
+    files). `val_size` images of the training set (a count, or a fraction) become val.
+    Images become 1x28x28 float tensors normalised with MNIST's mean and std unless the
+    config's `transforms` says otherwise."""
+    default_transforms = {'pre': [{'name': 'to_tensor'}],
+                          'post': [{'name': 'Normalize', 'args': {'mean': [0.1307],
+                                                                  'std': [0.3081]}}]}
 
     def __init__(self, root_dir='load/mnist', download=False, val_size=5000, split_seed=0,
-                 **loader_args):
-        super().__init__(**loader_args)
+                 **common):
+        super().__init__(**common)
         self.root_dir, self.download = root_dir, download
         self.val_size, self.split_seed = val_size, split_seed
         raw = Path(root_dir) / 'MNIST' / 'raw'
@@ -30,11 +35,10 @@ class MNIST(DataModule):
                 key='root_dir')
 
     def build(self):
-        from torchvision import datasets as tv, transforms as T
-        transform = T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
-        full = tv.MNIST(self.root_dir, train=True, transform=transform, download=self.download)
+        from torchvision import datasets as tv
+        full = tv.MNIST(self.root_dir, train=True, download=self.download)
         val = self.val_size if isinstance(self.val_size, int) else round(len(full) * self.val_size)
         train, val = random_split(full, [len(full) - val, val],
                                   generator=torch.Generator().manual_seed(self.split_seed))
-        test = tv.MNIST(self.root_dir, train=False, transform=transform, download=self.download)
+        test = tv.MNIST(self.root_dir, train=False, download=self.download)
         return {'train': train, 'val': val, 'test': test}

@@ -67,3 +67,96 @@ def test_config_schema_errors_name_file_and_key(tmp_path, text, message):
     with pytest.raises(utils.ConfigError, match=message) as info:
         utils.load_config(path)
     assert str(info.value).startswith(str(path))
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+BASE = '''data_module: {name: digits, args: {batch_size: 64}}
+train_wrapper:
+  name: base
+  args:
+    model_spec: {name: mlp, args: {hidden: [256], num_classes: 10}}
+    optim_spec: {name: Adam, args: {lr: 0.01}}
+    sched_spec: {name: CosineAnnealingLR, args: {T_max: '${trainer_params.max_epochs}'}}
+trainer_params: {max_epochs: 20}
+'''
+
+
+def test_base_merges_deeply_and_the_including_file_wins(tmp_path):
+    write(tmp_path, 'base/common.yaml', BASE)
+    write(tmp_path, 'base/long.yaml', 'trainer_params: {max_epochs: 50, log_every_n_steps: 5}\n')
+    child = write(tmp_path, 'exp/child.yaml', '''_base_: [../base/common.yaml, ../base/long.yaml]
+train_wrapper:
+  args:
+    model_spec: {args: {hidden: [64, 64]}}
+    sched_spec:
+      _delete_: true
+      name: StepLR
+      args: {step_size: 5}
+trainer_params: {log_every_n_steps: 1}
+''')
+    cfg = utils.load_config(child)
+    args = cfg['train_wrapper']['args']
+    assert args['model_spec'] == {'name': 'mlp', 'args': {'hidden': [64, 64], 'num_classes': 10}}
+    assert args['sched_spec'] == {'name': 'StepLR', 'args': {'step_size': 5}}  # no T_max left
+    assert args['optim_spec']['args']['lr'] == 0.01
+    assert cfg['trainer_params'] == {'max_epochs': 50, 'log_every_n_steps': 1}  # later base wins
+    assert '_base_' not in cfg
+
+
+def test_interpolation_sees_overrides_and_yields_plain_types(tmp_path):
+    path = write(tmp_path, 'c.yaml', BASE)
+    cfg = utils.load_config(path, ['trainer_params.max_epochs=7',
+                                   'train_wrapper.args.model_spec.args.hidden.0=32'])
+    assert cfg['train_wrapper']['args']['sched_spec']['args']['T_max'] == 7
+    assert cfg['train_wrapper']['args']['model_spec']['args']['hidden'] == [32]
+    assert type(cfg) is dict and type(cfg['train_wrapper']['args']['model_spec']['args']['hidden']) is list
+
+
+def test_provenance_names_the_file_line_and_what_was_replaced(tmp_path):
+    write(tmp_path, 'base.yaml', BASE)
+    child = write(tmp_path, 'child.yaml', '_base_: base.yaml\ntrainer_params:\n  max_epochs: 30\n')
+    provenance = utils.Provenance()
+    cfg = utils.load_config(child, ['trainer_params.max_epochs=40'], seed=3, provenance=provenance)
+    base, child = utils.config.shown(tmp_path / 'base.yaml'), utils.config.shown(child)
+    assert provenance.explain(cfg, 'trainer_params.max_epochs') == [
+        'trainer_params.max_epochs: 40',
+        "  set by override 'trainer_params.max_epochs=40'",
+        f'  replacing 30 from {child}:3',
+        f'  replacing 20 from {base}:8']
+    assert provenance.explain(cfg, 'train_wrapper.args.sched_spec.args.T_max') == [
+        'train_wrapper.args.sched_spec.args.T_max: 40',
+        f'  set by {base}:7 as ${{trainer_params.max_epochs}}']
+    assert provenance.explain(cfg, 'seed') == ['seed: 3', '  set by --seed']
+    with pytest.raises(utils.ConfigError, match=r"did you mean 'trainer_params.max_epochs'"):
+        provenance.explain(cfg, 'trainer_params.max_epoch')
+
+
+def test_provenance_of_a_deleted_mapping(tmp_path):
+    write(tmp_path, 'base.yaml', BASE)
+    child = write(tmp_path, 'child.yaml', '_base_: base.yaml\ntrain_wrapper:\n  args:\n'
+                                          '    sched_spec:\n      _delete_: true\n'
+                                          '      name: StepLR\n')
+    provenance = utils.Provenance()
+    cfg = utils.load_config(child, ['~train_wrapper.args.optim_spec.args.lr'],
+                            provenance=provenance)
+    child = utils.config.shown(child)
+    lines = provenance.explain(cfg, 'train_wrapper.args.sched_spec')
+    assert 'train_wrapper.args.sched_spec.args.T_max: (deleted)' in lines
+    assert f'  deleted by {child}:5 (_delete_)' in lines
+    assert provenance.explain(cfg, 'train_wrapper.args.optim_spec.args.lr')[:2] == [
+        'train_wrapper.args.optim_spec.args.lr: (deleted)',
+        "  deleted by override '~train_wrapper.args.optim_spec.args.lr'"]
+
+
+def test_a_file_included_twice_is_not_a_cycle(tmp_path):
+    write(tmp_path, 'base.yaml', BASE)
+    write(tmp_path, 'a.yaml', '_base_: base.yaml\nseed: 1\n')
+    write(tmp_path, 'b.yaml', '_base_: base.yaml\ntest: false\n')
+    cfg = utils.load_config(write(tmp_path, 'top.yaml', '_base_: [a.yaml, b.yaml]\n'))
+    assert cfg['seed'] == 1 and cfg['test'] is False

@@ -77,7 +77,7 @@ def test_argument_errors_name_the_argument():
     with pytest.raises(utils.ConfigError, match=r"args.hiden: unknown argument 'hiden' for "
                                                 r"models 'mlp'; did you mean 'hidden'\?"):
         models.make({'name': 'mlp', 'args': {'hiden': [3]}})
-    with pytest.raises(utils.ConfigError, match=r"args.batch_size: must be a number, but got 'x'"):
+    with pytest.raises(utils.ConfigError, match=r"args.batch_size: must be an integer >= 1, but got 'x'"):
         datasets.make({'name': 'digits', 'args': {'batch_size': 'x'}})  # a parent's argument
     with pytest.raises(utils.ConfigError, match="widgets 'box' needs argument 'size'"):
         reg = utils.Registry('widgets')

@@ -1,0 +1,24 @@
+"""Plumbing shared by every folder and both entrypoints. Imports nothing of the project, so
+any module may import it; the folders use these names, so they stay stable.
+
+    errors.py    ConfigError: a user's mistake as one line, exit status 2
+    registry.py  Registry: names -> classes, make({name, args})
+    config.py    YAML configs: _base_, _delete_, ${} interpolation, overrides, provenance
+    run.py       the shared command line and run folders (save/<name>/)
+
+A config is a YAML mapping:
+    data_module:   {name, args}                     datasets registry
+    train_wrapper: {name, args: {model_spec, loss_spec, optim_spec, sched_spec}}
+    trainer_params: {...}                           pl.Trainer arguments
+    checkpoint:    {...}                            ModelCheckpoint arguments
+    callbacks:     [{name, args}, ...]              callbacks registry or dotted paths
+    seed: int
+    test: bool                                      evaluate the test split after fit
+"""
+from .config import (Provenance, apply_overrides, check_config, interpolate, load_config,
+                     load_yaml, parse_yaml)
+from .errors import ConfigError, at_key, close_matches, run_cli
+from .registry import Registry, accepted_args, check_args, import_path
+from .run import (ROOT, Run, check_checkpoint, check_name, check_report, describe, eta_line,
+                  find_resume, format_duration, is_rank_zero, parse_gpus, parser,
+                  snapshot_code)

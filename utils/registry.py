@@ -1,0 +1,136 @@
+"""One registry mechanism for every folder: names -> classes, `make(spec)` builds one."""
+import copy
+import fnmatch
+import importlib
+import inspect
+
+from .errors import ConfigError, at_key, close_matches
+
+
+class Registry:
+    """Names -> classes or functions, filled by the `register` decorator.
+
+    `make({'name': ..., 'args': {...}}, args=None)` builds one; `args` adds run-time values on
+    top of a deep copy of the spec's args. A dotted name that is not registered is imported
+    (`torch.nn.CrossEntropyLoss`). `modules` are imported on first use: registries whose
+    entries need heavy imports (Lightning) stay cheap for code that never asks for them.
+    """
+
+    def __init__(self, kind, modules=()):
+        self.kind = kind
+        self._entries = {}
+        self._pending = list(modules)
+
+    def register(self, name):
+        def decorator(obj):
+            first = self._entries.get(name)
+            if first is not None and first is not obj:
+                raise ValueError(f"{self.kind} name '{name}' is already registered by "
+                                 f'{_where(first)}; pick another name for {_where(obj)}')
+            self._entries[name] = obj
+            return obj
+        return decorator
+
+    def _load_pending(self):
+        while self._pending:
+            importlib.import_module(self._pending.pop(0))
+
+    def list(self, pattern='*'):
+        self._load_pending()
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def get(self, name):
+        self._load_pending()
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f'must be a {self.kind} name, but got {name!r}', key='name')
+        if name in self._entries:
+            return self._entries[name]
+        if '.' in name:
+            return import_path(name)
+        known = self.list()
+        raise ConfigError(f"unknown {self.kind} name '{name}'{close_matches(name, known)} "
+                          f"(known: {', '.join(known)})", key='name')
+
+    def make(self, spec, args=None):
+        if isinstance(spec, str):
+            spec = {'name': spec}
+        if not isinstance(spec, dict) or 'name' not in spec:
+            raise ConfigError(f"must be a {self.kind} spec {{name: ..., args: {{...}}}}, "
+                              f'but got {spec!r}')
+        spec_args = spec.get('args')
+        if spec_args is None:
+            spec_args = {}
+        if not isinstance(spec_args, dict):
+            raise ConfigError(f'must be a mapping, but got {spec_args!r}', key='args')
+        kwargs = copy.deepcopy(spec_args)
+        kwargs.update(args or {})
+        target = self.get(spec['name'])
+        label = f"{self.kind} '{spec['name']}'"
+        check_args(target, kwargs, label)
+        try:
+            with at_key('args'):  # errors from nested specs: args.model_spec.name
+                return target(**kwargs)
+        except ValueError as e:  # torch's way of rejecting a value: lr=-1, betas=[2, 0]
+            raise ConfigError(f'{label} rejected its arguments: {e}', key='args') from None
+
+
+def _where(obj):
+    try:
+        file = inspect.getsourcefile(obj)
+        line = inspect.getsourcelines(obj)[1]
+        return f'{obj.__module__}.{obj.__qualname__} ({file}:{line})'
+    except (TypeError, OSError):
+        return repr(obj)
+
+
+def import_path(name):
+    module_name, _, attr = name.rpartition('.')
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"cannot import '{name}': {e}", key='name') from None
+    if not hasattr(module, attr):
+        raise ConfigError(f"'{module_name}' has no attribute '{attr}'"
+                          f'{close_matches(attr, dir(module))}', key='name')
+    return getattr(module, attr)
+
+
+def accepted_args(target):
+    """{name: default} of what `target(**kwargs)` accepts (inspect.Parameter.empty when
+    required), or None when it takes anything. A class whose __init__ passes **kwargs on to
+    its parent accepts the parent's arguments too."""
+    is_class = inspect.isclass(target)
+    inits = [c.__dict__['__init__'] for c in target.__mro__ if '__init__' in c.__dict__] \
+        if is_class else [target]
+    accepted = {}
+    for init in inits:
+        try:
+            params = list(inspect.signature(init).parameters.values())[1 if is_class else 0:]
+        except (TypeError, ValueError):
+            return None
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                accepted.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return accepted
+        if getattr(init, '__module__', 'builtins').split('.')[0] in ('torch', 'builtins'):
+            return None  # a catch-all **kwargs in torch or object says nothing
+    return None
+
+
+def check_args(target, kwargs, label, prefix='args.'):
+    """Unknown, missing and non-numeric-where-a-number-is-expected arguments, as ConfigErrors."""
+    accepted = accepted_args(target)
+    if accepted is None:
+        return
+    for name, value in kwargs.items():
+        if name not in accepted:
+            raise ConfigError(f"unknown argument '{name}' for {label}"
+                              f'{close_matches(name, accepted)} '
+                              f"(accepted: {', '.join(sorted(accepted))})", key=prefix + name)
+        default = accepted[name]
+        if type(default) in (int, float) and isinstance(value, str):
+            raise ConfigError(f'must be a number, but got {value!r}', key=prefix + name)
+    for name, default in accepted.items():
+        if default is inspect.Parameter.empty and name not in kwargs:
+            raise ConfigError(f"{label} needs argument '{name}'", key=prefix.rstrip('.') or None)

@@ -1,0 +1,235 @@
+"""The command line both entrypoints share, and run folders: save/<name>/ with config.yaml,
+src/ (the code as it ran), ckpt/, TensorBoard events and log.txt."""
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from .config import Provenance, load_config, shown
+from .errors import ConfigError, at_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument('--config', help='YAML config (default with --resume: the run\'s config.yaml)')
+    p.add_argument('--name', help='run folder name under --save-dir (default: config file stem)')
+    p.add_argument('--gpu', help='comma-separated GPU ids, e.g. 0,1 (default: CPU)')
+    p.add_argument('--resume', metavar='RUN_DIR_OR_CKPT',
+                   help='continue save/<name> from ckpt/last.ckpt, or from a .ckpt file')
+    p.add_argument('--seed', type=int, help='overrides the config\'s seed')
+    p.add_argument('--save-dir', default='save', help='where run folders live (default: save)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks of config errors')
+    p.add_argument('--print-config', action='store_true',
+                   help='print the resolved config and exit')
+    p.add_argument('--explain', action='append', metavar='KEY',
+                   help='say which file or override set KEY (and what it replaced), and exit')
+    p.add_argument('--check', action='store_true',
+                   help='build everything, run one train and one val batch, print a summary '
+                        'and exit; writes nothing')
+    p.add_argument('overrides', nargs='*', metavar='KEY=VALUE',
+                   help='config overrides: a.b=1, +new.key=1, ~drop.key')
+    return p
+
+
+def is_rank_zero():
+    """True in the process that owns the run folder. Launchers (torchrun, SLURM, Lightning's
+    own DDP launcher) tell the other processes their rank through these variables."""
+    return all(int(os.environ.get(k, 0)) == 0
+               for k in ('RANK', 'LOCAL_RANK', 'NODE_RANK', 'SLURM_PROCID'))
+
+
+def check_name(name):
+    if not name or name in ('.', '..') or '/' in name or '\\' in name or name.startswith('.'):
+        raise ConfigError(f"--name must be a plain folder name, but got '{name}'")
+
+
+def find_resume(target):
+    """--resume RUN_DIR or a .ckpt file -> (run folder, checkpoint file)."""
+    path = Path(target)
+    if path.is_dir():
+        ckpt = path / 'ckpt' / 'last.ckpt'
+        if not ckpt.is_file():
+            raise ConfigError(f'--resume {target}: no checkpoint at {ckpt}')
+        run_dir = path
+    elif path.is_file():
+        run_dir, ckpt = path.parent.parent, path
+        if not (run_dir / 'config.yaml').is_file():
+            raise ConfigError(f'--resume {target}: not inside a run folder '
+                              f'(no {run_dir / "config.yaml"})')
+    else:
+        raise ConfigError(f'--resume {target}: no such run folder or checkpoint file')
+    check_checkpoint(ckpt, f'--resume {target}')
+    return run_dir, ckpt
+
+
+def check_checkpoint(path, what):
+    """A one-line error unless `path` loads as a training checkpoint (memory-mapped: cheap
+    even for a large one)."""
+    import torch
+    try:
+        state = torch.load(path, map_location='cpu', mmap=True, weights_only=False)
+        reason = None if isinstance(state, dict) and 'state_dict' in state else \
+            'it has no state_dict: not a training checkpoint'
+    except Exception as e:  # truncated, not a torch file, pickled from elsewhere
+        reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+    if reason:
+        raise ConfigError(f'{what}: cannot load {path} ({reason})')
+
+
+class Run:
+    """What an entrypoint needs to start or continue one run, resolved from its arguments
+    before anything is built or written."""
+
+    def __init__(self, args, argv, entry):
+        # --print-config, --explain and --check only look: an existing run folder is fine.
+        self.looking = bool(args.print_config or args.explain or args.check)
+        self.command = ' '.join(shlex.quote(a) for a in ['python', entry, *argv])
+        self.resuming = bool(args.resume)
+        if self.resuming:
+            self.dir, self.ckpt = find_resume(args.resume)
+            self.config_path = Path(args.config or self.dir / 'config.yaml')
+        else:
+            if not args.config:
+                raise ConfigError('--config is required (or --resume a run)')
+            self.config_path = Path(args.config)
+            self.ckpt = None
+            name = args.name or self.config_path.stem
+            check_name(name)
+            self.dir = Path(args.save_dir) / name
+            if self.dir.exists() and is_rank_zero() and not self.looking:
+                raise ConfigError(f'run folder {self.dir} already exists; continue it with '
+                                  f'--resume {self.dir}, or pick another --name')
+        self.provenance = Provenance()
+        self.cfg = load_config(self.config_path, args.overrides, args.seed, self.provenance)
+        if 'seed' not in self.cfg:
+            self.cfg['seed'] = 0
+            self.provenance.set(('seed',), 0, 'the default')
+        self.gpus = parse_gpus(args.gpu)
+
+    def print_config(self, explain=None):
+        """--print-config: the resolved config; --explain KEY: where KEY's value came from."""
+        if not explain:
+            print(yaml.safe_dump(self.cfg, sort_keys=False), end='')
+        for key in explain or []:
+            with at_key(None, file=shown(self.config_path)):
+                print('\n'.join(self.provenance.explain(self.cfg, key)))
+
+    def create(self):
+        """Make (or reopen, on resume) the run folder: config.yaml, src/, log.txt. Rank 0 only."""
+        if not self.resuming:
+            self.dir.mkdir(parents=True)  # fails rather than reuse a folder made since the check
+            snapshot_code(self.dir / 'src')
+        history = ''
+        old = self.dir / 'config.yaml'
+        if old.is_file():
+            history = ''.join(l for l in old.read_text().splitlines(True) if l.startswith('# '))
+        stamp = time.strftime('%Y-%m-%d %H:%M:%S')
+        text = history + f'# {stamp}: {self.command}\n' + yaml.safe_dump(self.cfg, sort_keys=False)
+        tmp = self.dir / 'config.yaml.tmp'
+        tmp.write_text(text)
+        os.replace(tmp, self.dir / 'config.yaml')
+        self.log(f"{'resumed' if self.resuming else 'started'} {stamp}: {self.command}")
+
+    def announce(self):
+        print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '
+              f'{self.dir.parent}')
+
+    def log(self, line):
+        with open(self.dir / 'log.txt', 'a') as f:
+            f.write(line + '\n')
+
+
+def parse_gpus(text):
+    if text is None or text == '':
+        return []
+    try:
+        ids = [int(t) for t in str(text).split(',')]
+    except ValueError:
+        raise ConfigError(f"--gpu must be comma-separated integers like 0,1, but got '{text}'") \
+            from None
+    import torch
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise ConfigError(f'--gpu {text}: this machine has no CUDA GPU; leave out --gpu to '
+                          'train on the CPU')
+    bad = [i for i in ids if not 0 <= i < count]
+    if bad:
+        raise ConfigError(f'--gpu {text}: no GPU {bad[0]}; this machine has GPUs 0-{count - 1}')
+    return ids
+
+
+def snapshot_code(dst):
+    """Copy the project's code (git-tracked and untracked-not-ignored files, never load/ or
+    save/) to dst, with the git commit and diff when there is a repository."""
+    def git(*cmd):
+        out = subprocess.run(['git', '-C', str(ROOT), *cmd], capture_output=True, text=True)
+        return out.stdout if out.returncode == 0 else None
+
+    listed = git('ls-files', '--cached', '--others', '--exclude-standard', '-z')
+    if listed is not None:
+        files = [f for f in listed.split('\0') if f]
+    else:
+        files = [str(p.relative_to(ROOT)) for p in ROOT.rglob('*') if p.is_file()
+                 and not any(part.startswith(('.', '__pycache__')) for part in
+                             p.relative_to(ROOT).parts)]
+    for rel in files:
+        src = ROOT / rel
+        if rel.split('/')[0] in ('load', 'save') or not src.is_file() or \
+                src.stat().st_size > 5 * 2**20:  # data and weights are not code
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / rel)
+    dst.mkdir(parents=True, exist_ok=True)
+    commit = git('rev-parse', 'HEAD')
+    if commit:
+        (dst / 'git_commit.txt').write_text(commit)
+        (dst / 'git_diff.patch').write_text(git('diff', 'HEAD') or '')
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s' if m else f'{s}s'
+
+
+def eta_line(epoch, max_epochs, metrics, elapsed, epochs_done):
+    """One progress line per epoch: `epoch 3/20  train/loss 0.41  val/acc 0.93  ...  ETA 12s`."""
+    shown = '  '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items()))
+    if max_epochs and max_epochs > 0:
+        eta = format_duration(elapsed / max(epochs_done, 1) * (max_epochs - epoch))
+        total = max_epochs
+    else:
+        eta, total = '?', '?'
+    return f'epoch {epoch}/{total}  {shown}  elapsed {format_duration(elapsed)}  ETA {eta}'
+
+
+def describe(value):
+    """`float32[64, 1, 8, 8]` for a tensor; tuples, lists and dicts of them likewise."""
+    if hasattr(value, 'shape') and hasattr(value, 'dtype'):
+        return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return '(' + ', '.join(describe(v) for v in value) + ')'
+    if isinstance(value, dict):
+        return '{' + ', '.join(f'{k}: {describe(v)}' for k, v in value.items()) + '}'
+    return type(value).__name__
+
+
+def check_report(module, device, batches, losses, parts):
+    """What --check prints: the model's size, a batch of each split, the losses of the one
+    train and one val step, and what else was built."""
+    n_params = sum(p.numel() for p in module.parameters())
+    n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    lines = [f'model: {n_params:,} parameters ({n_train:,} trainable), on {device}']
+    lines += [f'{split} batch: {describe(batch)}' for split, batch in batches.items()]
+    lines += [f'{name}: {value}' for name, value in parts.items()]
+    lines.append('losses: ' + '  '.join(f'{k} {v:.4g}' for k, v in losses.items()))
+    lines.append('check passed: one train and one val batch ran; nothing was written')
+    print('\n'.join(lines))
