@@ -11,18 +11,16 @@ events (train/loss, val/loss, val/acc, test/*), log.txt. It trains the `base` wr
 import difflib
 import importlib.metadata
 import os
-import random
+import signal
 import subprocess
 import sys
 import time
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tensorboardX import SummaryWriter
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data.distributed import DistributedSampler
 
 import datasets
 import losses
@@ -33,6 +31,7 @@ from models.optim import make_optimizer, make_scheduler
 HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
            'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
            'limit_train_batches', 'limit_val_batches', 'limit_test_batches', 'deterministic',
+           'nan_policy',  # runyard's own: stop (default) or skip a batch whose loss is NaN/Inf
            # decided by --gpu / torchrun, or about Lightning's display: nothing to do here
            'accelerator', 'devices', 'strategy', 'enable_progress_bar', 'enable_model_summary',
            'num_sanity_val_steps'}
@@ -61,6 +60,9 @@ def check_supported(cfg):
         if typo:  # a misspelt setting that train.py honors would change the run without a word
             raise utils.ConfigError(f"unknown setting; did you mean '{typo[0]}'?",
                                     key=f'trainer_params.{key}')
+    if params.get('nan_policy', 'stop') not in ('stop', 'skip'):
+        raise utils.ConfigError(f"must be 'stop' or 'skip', but got {params['nan_policy']!r}",
+                                key='trainer_params.nan_policy')
     precision = str(params.get('precision', '32'))
     if precision not in AUTOCAST:
         raise utils.ConfigError(f"train.py supports precision {', '.join(AUTOCAST)}, but got "
@@ -71,7 +73,10 @@ def launch(gpus, argv):
     """--gpu 0,1 outside torchrun: start one process per GPU with torchrun itself."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            f'--nproc-per-node={len(gpus)}', os.path.abspath(__file__), *argv]
-    sys.exit(subprocess.call(cmd))
+    child = subprocess.Popen(cmd)
+    for signum in StopSignals.SIGNALS:  # a scheduler's SIGTERM reaches the ranks through torchrun
+        signal.signal(signum, lambda signum, frame: child.send_signal(signum))
+    sys.exit(child.wait())
 
 
 def setup_distributed(gpus):
@@ -92,31 +97,6 @@ def setup_distributed(gpus):
     return rank, local_rank, dist.get_world_size(), device
 
 
-def seed_everything(seed):
-    # The same calls as Lightning's seed_everything, so both entrypoints start identically.
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state():
-    # NumPy's key as a tensor: the checkpoint stays loadable with torch.load(weights_only=True).
-    kind, key, pos, has_gauss, gauss = np.random.get_state()
-    return {'python': random.getstate(),
-            'numpy': (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
-            'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def set_rng_state(state):
-    random.setstate(state['python'])
-    kind, key, pos, has_gauss, gauss = state['numpy']
-    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state['torch'])
-    if state['cuda'] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
 def limit(n_batches, value):
     """Lightning's limit_*_batches: an int is a count, a float a fraction."""
     if value is None:
@@ -125,20 +105,23 @@ def limit(n_batches, value):
 
 
 class Checkpoints:
-    """The `checkpoint:` section with ModelCheckpoint's meaning: last.ckpt every epoch, and
-    `epoch=E-step=S.ckpt` every `every_n_epochs`, keeping the `save_top_k` best by `monitor`
-    (by recency when nothing is monitored)."""
-    KEYS = ('monitor', 'mode', 'save_top_k', 'every_n_epochs')
+    """The `checkpoint:` section with ModelCheckpoint's meaning: last.ckpt at the end of every
+    epoch (and every `every_n_train_steps` steps within one), and `epoch=E-step=S.ckpt` every
+    `every_n_epochs`, keeping the `save_top_k` best by `monitor` (by recency when nothing is
+    monitored). Files are written whole or not at all."""
+    KEYS = ('monitor', 'mode', 'save_top_k', 'every_n_epochs', 'every_n_train_steps')
 
-    def __init__(self, folder, monitor=None, mode='min', save_top_k=1, every_n_epochs=1):
+    def __init__(self, folder, monitor=None, mode='min', save_top_k=1, every_n_epochs=1,
+                 every_n_train_steps=0):
         self.folder, self.monitor, self.mode = folder, monitor, mode
         self.save_top_k, self.every_n_epochs = save_top_k, every_n_epochs
+        self.every_n_train_steps = every_n_train_steps
         self.kept = []  # [(score, path)], best first
         self.best_path = None
 
-    def save(self, state, epoch, step, metrics):
+    def save(self, state, epoch, step, metrics, end_of_epoch=True):
         path, dropped = None, []
-        due = self.save_top_k != 0 and (epoch + 1) % self.every_n_epochs == 0
+        due = end_of_epoch and self.save_top_k != 0 and (epoch + 1) % self.every_n_epochs == 0
         if due and (not self.monitor or self.monitor in metrics):  # no value: no validation
             path = str(self.folder / f'epoch={epoch}-step={step}.ckpt')
             score = metrics[self.monitor] if self.monitor else step
@@ -149,9 +132,9 @@ class Checkpoints:
             self.kept, self.best_path = kept, kept[0][1]
         state['checkpoints'] = self.state_dict()  # as it is once these files are written
         self.folder.mkdir(parents=True, exist_ok=True)
-        torch.save(state, self.folder / 'last.ckpt')
+        utils.atomic_save(state, self.folder / 'last.ckpt')
         if path not in dropped and path is not None:
-            torch.save(state, path)
+            utils.atomic_save(state, path)
         for old in dropped:
             if old != path:
                 os.remove(old)
@@ -161,6 +144,23 @@ class Checkpoints:
 
     def load_state_dict(self, state):
         self.kept, self.best_path = state['kept'], state['best_path']
+
+
+class StopSignals:
+    """SIGTERM and SIGUSR1 (what SLURM and cloud schedulers send before a kill) and SIGINT
+    (Ctrl-C) only note the signal; the loop saves at the next step boundary and exits."""
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = 0
+        self.previous = {s: signal.signal(s, self.note) for s in self.SIGNALS}
+
+    def note(self, signum, frame):
+        self.signum = signum
+
+    def restore(self):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def load_weights(model, path, device):
@@ -227,7 +227,7 @@ def main(argv):
     master = rank == 0  # rank 0 alone logs and writes the run folder
     # Each rank its own seed, so dropout and augmentation differ per rank; DDP copies rank 0's
     # initial weights to all ranks, and the DistributedSampler shares the config's seed.
-    seed_everything(cfg['seed'] + rank)
+    utils.seed_everything(cfg['seed'] + rank)
     params = dict(cfg.get('trainer_params') or {})
     if params.get('deterministic'):
         torch.use_deterministic_algorithms(True)
@@ -277,26 +277,20 @@ def main(argv):
     # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
+    # The train order depends on the seed and epoch alone, split among ranks; val and test are
+    # sharded without padding, so metrics summed over ranks are those of one process.
+    train_loader = data.train_dataloader(cfg['seed'], rank, world_size)
+    val_loader = data.val_dataloader(rank, world_size)
+    test_loader = data.test_dataloader(rank, world_size)
     if ddp:
-        sampler = DistributedSampler(data.splits['train'], num_replicas=world_size, rank=rank,
-                                     shuffle=True, seed=cfg['seed'])
-        train_loader = data.loader('train', sampler=sampler)
-        # Each rank evaluates every world_size-th sample: no padding, so the reduced metrics
-        # are exactly those of one process.
-        val_loader = data.loader('val', sampler=range(rank, len(data.splits['val']), world_size))
-        test_loader = data.loader('test',
-                                  sampler=range(rank, len(data.splits['test']), world_size))
         model = DDP(model, device_ids=[device.index] if run.gpus else None)
-    else:
-        train_loader, val_loader, test_loader = \
-            data.train_dataloader(), data.val_dataloader(), data.test_dataloader()
     raw_model = model.module if ddp else model
     if args.check:
         return check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device,
                      autocast, scaler, str(params.get('precision', '32')))
 
-    epoch, step = 0, 0
-    if run.resuming:
+    epoch, step, batches_done = 0, 0, 0  # where training starts: epoch, optimizer step, batch
+    if run.ckpt:
         try:
             state = load_weights(raw_model, run.ckpt, device)
             optimizer.load_state_dict(state['optimizer'])
@@ -304,15 +298,17 @@ def main(argv):
                 scheduler['scheduler'].load_state_dict(state['scheduler'])
             scaler.load_state_dict(state['scaler'])
             checkpoints.load_state_dict(state['checkpoints'])
+            rng = state['rng'][rank]
         except Exception as e:  # a foreign, truncated or other model's file
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise utils.ConfigError(f'--resume {run.ckpt}: not a train.py checkpoint of this '
                                     f'config ({type(e).__name__}: {reason})') from None
-        epoch, step = state['epoch'] + 1, state['global_step']
-        if master:  # the other ranks keep their own stream, seeded by rank
-            set_rng_state(state['rng'])
-        if state.get('train_generator') is not None and train_loader.generator is not None:
-            train_loader.generator.set_state(state['train_generator'])
+        epoch, step, batches_done = state['epoch'], state['global_step'], state['batches_done']
+        if batches_done is None:  # saved at the end of its epoch
+            epoch, batches_done = epoch + 1, 0
+        utils.set_rng_state(rng)
+        train_loader.skip(epoch, batches_done)
+        loss = torch.tensor(state.get('train_loss', float('nan')))  # the rest of the epoch, in the same order
 
     if master:
         run.create()
@@ -323,75 +319,119 @@ def main(argv):
     start, first_epoch = time.time(), epoch
     n_train = limit(len(train_loader), params.get('limit_train_batches'))
     n_val = limit(len(val_loader), params.get('limit_val_batches'))
+    nan_policy = params.get('nan_policy', 'stop')
     metrics = {}
+    stop = StopSignals()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
 
-    for epoch in range(epoch, max_epochs):
+    def save(epoch, batches_done, metrics):
+        """last.ckpt (and what `checkpoint:` keeps) of the state after `batches_done` batches
+        of `epoch` (None: the whole epoch). Every rank calls it: each one's RNG is saved."""
+        rngs = [None] * world_size
         if ddp:
-            train_loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
-        model.train()
-        for i, (x, y) in enumerate(train_loader):
-            if i >= n_train:
-                break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            last_micro_step = (i + 1) % accumulate == 0 or i + 1 == n_train
-            if ddp:
-                # Sync gradients only on the micro-step that ends an accumulation: the others
-                # would all-reduce for nothing.
-                model.require_backward_grad_sync = last_micro_step
-            with autocast:
-                loss = loss_fn(model(x), y)
-            scaler.scale(loss / accumulate).backward()
-            if not last_micro_step:
-                continue
-            if clip:
-                scaler.unscale_(optimizer)
-                if clip_by_value:
-                    torch.nn.utils.clip_grad_value_(model.parameters(), clip)
-                else:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
-            if master and (step + 1) % log_every == 0:
-                writer.add_scalar('train/loss', loss.item(), step)
-            step += 1
-            if scheduler and scheduler['interval'] == 'step' and \
-                    step % scheduler['frequency'] == 0:
-                scheduler['scheduler'].step()
-        metrics = {'train/loss': loss.item()}
+            dist.all_gather_object(rngs, utils.rng_state())
+        else:
+            rngs = [utils.rng_state()]
+        if not master:
+            return
+        state = {
+            'epoch': epoch, 'global_step': step, 'batches_done': batches_done, 'config': cfg,
+            # Lightning's layout, so BaseWrapper.load_from_checkpoint reads it too
+            'state_dict': {f'model.{k}': v for k, v in raw_model.state_dict().items()},
+            'hyper_parameters': wrapper_args, 'pytorch-lightning_version': LIGHTNING_VERSION,
+            'optimizer': optimizer.state_dict(),
+            'scheduler': scheduler['scheduler'].state_dict() if scheduler else None,
+            'scaler': scaler.state_dict(), 'rng': rngs, 'train_loss': loss.item()}
+        checkpoints.save(state, epoch, step, metrics, end_of_epoch=batches_done is None)
 
-        if (epoch + 1) % val_every == 0:
-            val_loss, val_acc = evaluate(model, val_loader, loss_fn, n_val, device, autocast, ddp)
-            metrics.update({'val/loss': val_loss, 'val/acc': val_acc})
+    try:
+        for epoch in range(epoch, max_epochs):
+            train_loader.sampler.set_epoch(epoch)  # a new order each epoch, the same on all ranks
+            model.train()
+            for i, (x, y) in enumerate(train_loader, start=batches_done):
+                if i >= n_train:
+                    break
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                last_micro_step = (i + 1) % accumulate == 0 or i + 1 == n_train
+                if ddp:
+                    # Sync gradients only on the micro-step that ends an accumulation: the others
+                    # would all-reduce for nothing.
+                    model.require_backward_grad_sync = last_micro_step
+                with autocast:
+                    loss = loss_fn(model(x), y)
+                # One look at the loss and the signals per batch, agreed by all ranks, so they all
+                # skip, stop or go on together.
+                flags = torch.tensor([float(not torch.isfinite(loss)), stop.signum], device=device)
+                if ddp:
+                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                if flags[0]:
+                    if nan_policy == 'skip':
+                        optimizer.zero_grad(set_to_none=True)
+                        if master:
+                            print(f'warning: skipped batch {i} of epoch {epoch + 1}: the loss is '
+                                  f'{loss.item()}', file=sys.stderr)
+                        continue
+                    raise utils.TrainingStopped(
+                        f'the loss is {loss.item()} at epoch {epoch + 1}, step {step}; the run '
+                        f'stopped and {run.dir}/ckpt/last.ckpt is the last good checkpoint')
+                scaler.scale(loss / accumulate).backward()
+                if not last_micro_step:
+                    continue
+                if clip:
+                    scaler.unscale_(optimizer)
+                    if clip_by_value:
+                        torch.nn.utils.clip_grad_value_(model.parameters(), clip)
+                    else:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
+                if master and (step + 1) % log_every == 0:
+                    writer.add_scalar('train/loss', loss.item(), step)
+                step += 1
+                if scheduler and scheduler['interval'] == 'step' and \
+                        step % scheduler['frequency'] == 0:
+                    scheduler['scheduler'].step()
+                if flags[1] or (checkpoints.every_n_train_steps and
+                                step % checkpoints.every_n_train_steps == 0 and i + 1 < n_train):
+                    save(epoch, i + 1, {})
+                if flags[1]:
+                    signum = int(flags[1])
+                    if master:
+                        writer.close()
+                        message = (f'stopped by {signal.Signals(signum).name} at epoch {epoch + 1}, '
+                                   f'step {step}; continue with: python train.py --resume {run.dir}')
+                        print(message, file=sys.stderr)
+                        run.log(message)
+                    if ddp:
+                        dist.destroy_process_group()
+                    sys.exit(128 + signum)
+            batches_done = 0
+            metrics = {'train/loss': loss.item()}
+
+            if (epoch + 1) % val_every == 0:
+                val_loss, val_acc = evaluate(model, val_loader, loss_fn, n_val, device, autocast, ddp)
+                metrics.update({'val/loss': val_loss, 'val/acc': val_acc})
+                if master:
+                    writer.add_scalar('val/loss', val_loss, step - 1)
+                    writer.add_scalar('val/acc', val_acc, step - 1)
+            # Epoch schedulers step after validation, as in Lightning (a plateau scheduler needs
+            # the metric; skipped, as there, in epochs without validation).
+            if scheduler and scheduler['interval'] == 'epoch' and \
+                    (epoch + 1) % scheduler['frequency'] == 0:
+                if 'monitor' not in scheduler:
+                    scheduler['scheduler'].step()
+                elif scheduler['monitor'] in metrics:
+                    scheduler['scheduler'].step(metrics[scheduler['monitor']])
+
+            save(epoch, None, metrics)
             if master:
-                writer.add_scalar('val/loss', val_loss, step - 1)
-                writer.add_scalar('val/acc', val_acc, step - 1)
-        # Epoch schedulers step after validation, as in Lightning (a plateau scheduler needs
-        # the metric; skipped, as there, in epochs without validation).
-        if scheduler and scheduler['interval'] == 'epoch' and \
-                (epoch + 1) % scheduler['frequency'] == 0:
-            if 'monitor' not in scheduler:
-                scheduler['scheduler'].step()
-            elif scheduler['monitor'] in metrics:
-                scheduler['scheduler'].step(metrics[scheduler['monitor']])
-
-        if master:
-            state = {
-                'epoch': epoch, 'global_step': step, 'config': cfg,
-                # Lightning's layout, so BaseWrapper.load_from_checkpoint reads it too
-                'state_dict': {f'model.{k}': v for k, v in raw_model.state_dict().items()},
-                'hyper_parameters': wrapper_args, 'pytorch-lightning_version': LIGHTNING_VERSION,
-                'optimizer': optimizer.state_dict(),
-                'scheduler': scheduler['scheduler'].state_dict() if scheduler else None,
-                'scaler': scaler.state_dict(), 'rng': rng_state(),
-                'train_generator': train_loader.generator.get_state()
-                if train_loader.generator is not None else None}
-            checkpoints.save(state, epoch, step, metrics)
-            line = utils.eta_line(epoch + 1, max_epochs, metrics, time.time() - start,
-                                  epoch + 1 - first_epoch)
-            print(line, flush=True)
-            run.log(line)
+                line = utils.eta_line(epoch + 1, max_epochs, metrics, time.time() - start,
+                                      epoch + 1 - first_epoch)
+                print(line, flush=True)
+                run.log(line)
+    finally:
+        stop.restore()
 
     if cfg.get('test', True):
         if checkpoints.monitor and checkpoints.best_path:

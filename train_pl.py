@@ -6,35 +6,56 @@
 The run lives in save/NAME/: config.yaml, src/, ckpt/, TensorBoard events and log.txt.
 """
 import sys
+from pathlib import Path
 
 import pytorch_lightning as pl
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import callbacks
 import datasets
 import models
 import utils
+from callbacks.run_state import Interrupted
 from datasets.lightning import LightningData
 
 
-def make_callbacks(cfg, log_path):
+def make_callbacks(cfg, run, save):
     specs = list(cfg.get('callbacks') or [])
     if not any(isinstance(s, dict) and s.get('name') == 'eta' for s in specs):
         specs.insert(0, {'name': 'eta'})  # the ETA line is on by default
     built = []
     for i, spec in enumerate(specs):
         with utils.at_key(f'callbacks.{i}'):
-            extra = {'log_path': log_path} if isinstance(spec, dict) and spec.get('name') == 'eta' \
-                else None
+            extra = {'log_path': run.dir / 'log.txt' if save else None} \
+                if isinstance(spec, dict) and spec.get('name') == 'eta' else None
             built.append(callbacks.make(spec, args=extra))
+    # RNG states in checkpoints, stop signals, the NaN guard: always on
+    nan_policy = (cfg.get('trainer_params') or {}).get('nan_policy', 'stop')
+    with utils.at_key('trainer_params'):
+        built.append(callbacks.make('run_state', args={
+            'last_path': run.dir / 'ckpt' / 'last.ckpt' if save else None,
+            'nan_policy': nan_policy}))
     return built
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed into place: never half a file."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        utils.atomic_save(checkpoint, path)
 
 
 def make_trainer(run, callback_list, save):
     cfg = run.cfg
     params = dict(cfg.get('trainer_params') or {})
+    params.pop('nan_policy', None)  # runyard's, read by RunState
+    # the loaders shard themselves by rank, resumably (datasets/base.py)
+    params.setdefault('use_distributed_sampler', False)
+    params.setdefault('plugins', [AtomicCheckpointIO()])
     if run.gpus:
         params.update(accelerator='gpu', devices=run.gpus)
         params.setdefault('strategy', 'ddp' if len(run.gpus) > 1 else 'auto')
@@ -47,8 +68,17 @@ def make_trainer(run, callback_list, save):
         checkpoint = dict(cfg.get('checkpoint') or {})
         with utils.at_key('checkpoint'):
             utils.check_args(ModelCheckpoint, checkpoint, 'ModelCheckpoint', prefix='')
-        checkpoint.update(dirpath=str(run.dir / 'ckpt'), save_last=True)
+        # both checkpoint callbacks write the one last.ckpt (no last-v1.ckpt)
+        checkpoint.update(dirpath=str(run.dir / 'ckpt'), save_last=True, enable_version_counter=False)
+        every_n_steps = checkpoint.pop('every_n_train_steps', 0)
         callback_list = callback_list + [ModelCheckpoint(**checkpoint)]
+        if every_n_steps:
+            # last.ckpt within the epoch too, whatever the first one monitors: a mid-epoch
+            # resume point (Lightning's every_n_train_steps alone would also drop the
+            # end-of-epoch saves, and save nothing before `monitor` has a value)
+            callback_list.append(ModelCheckpoint(dirpath=str(run.dir / 'ckpt'), save_last=True,
+                                                 save_top_k=0, every_n_train_steps=every_n_steps,
+                                                 enable_version_counter=False))
         # version='' puts the event files in the run folder itself: one TensorBoard run per
         # run folder, continued on --resume.
         params['logger'] = TensorBoardLogger(str(run.dir), name='', version='',
@@ -61,11 +91,11 @@ def make_trainer(run, callback_list, save):
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
 
 
-def check(wrapper, data, trainer):
+def check(wrapper, data, trainer, run):
     """--check: one train and one val batch through Lightning (fast_dev_run), then a summary."""
     batches = {'train': next(iter(data.train_dataloader())),
                'val': next(iter(data.val_dataloader()))}
-    trainer.fit(wrapper, datamodule=LightningData(data))
+    trainer.fit(wrapper, datamodule=LightningData(data, run.cfg['seed']))
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
@@ -92,21 +122,28 @@ def main(argv):
             wrapper = models.wrappers.make(cfg['train_wrapper'])
             with utils.at_key('args'):
                 wrapper.configure_optimizers()  # a dry run: bad optimizer names fail now
-        log_path = run.dir / 'log.txt' if save else None
-        callback_list = make_callbacks(cfg, log_path)
+        callback_list = make_callbacks(cfg, run, save)
         if args.check:
             cfg.setdefault('trainer_params', {}).update(fast_dev_run=True,
                                                         enable_progress_bar=False)
         trainer = make_trainer(run, callback_list, save)
     if args.check:
-        return check(wrapper, data, trainer)
+        return check(wrapper, data, trainer, run)
 
     if utils.is_rank_zero():
         run.create()
-    trainer.fit(wrapper, datamodule=LightningData(data), ckpt_path=run.ckpt)
+    try:
+        trainer.fit(wrapper, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt)
+    except Interrupted as e:
+        message = (f'stopped by {e} at epoch {trainer.current_epoch + 1}, step '
+                   f'{trainer.global_step}; continue with: python train_pl.py --resume {run.dir}')
+        if trainer.is_global_zero:
+            print(message, file=sys.stderr)
+            run.log(message)
+        sys.exit(128 + e.signum)
     if cfg.get('test', True):
         monitored = bool((cfg.get('checkpoint') or {}).get('monitor'))
-        trainer.test(wrapper, datamodule=LightningData(data),
+        trainer.test(wrapper, datamodule=LightningData(data, cfg['seed']),
                      ckpt_path='best' if monitored else None)
     if trainer.is_global_zero:
         run.announce()

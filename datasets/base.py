@@ -16,7 +16,7 @@ A split's pipeline is pre + <split> + post; the keys given replace the dataset's
 are shorthand for dataloader.default.
 """
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 import utils
 
@@ -50,27 +50,85 @@ class DataModule:
                            if self.transforms.get(split) else ds
                            for split, ds in self.build().items()}
 
-    def loader(self, split, shuffle=False, sampler=None):
+    def loader(self, split, sampler=None, loader_class=DataLoader):
         self.setup()
-        settings = self.loader_settings[split]
-        # The shuffle has its own generator, seeded from the run's seed (torch.manual_seed):
-        # the batch order depends on the seed alone, not on what else drew random numbers, so
-        # train.py and train_pl.py see the same batches.
-        generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
-        return DataLoader(self.splits[split], shuffle=shuffle, sampler=sampler,
-                          generator=generator, **settings)
+        # Every loader has its own generator (it seeds the workers): creating one never draws
+        # from the global RNG, so a resumed run's random stream matches the uninterrupted one.
+        return loader_class(self.splits[split], sampler=sampler,
+                            generator=torch.Generator().manual_seed(0),
+                            **self.loader_settings[split])
 
-    def train_dataloader(self):
-        return self.loader('train', shuffle=True)
+    def train_dataloader(self, seed=0, rank=0, world_size=1):
+        """The shuffled train split; under DDP, this rank's share of it. Resumable mid-epoch."""
+        self.setup()
+        sampler = EpochSampler(len(self.splits['train']), seed, rank, world_size)
+        return self.loader('train', sampler, loader_class=ResumableLoader)
 
-    def val_dataloader(self):
-        return self.loader('val')
+    def val_dataloader(self, rank=0, world_size=1):
+        return self.loader('val', self.shard('val', rank, world_size))
 
-    def test_dataloader(self):
-        return self.loader('test')
+    def test_dataloader(self, rank=0, world_size=1):
+        return self.loader('test', self.shard('test', rank, world_size))
 
     def predict_dataloader(self):
         return self.loader('test')
+
+    def shard(self, split, rank, world_size):
+        # Each rank evaluates every world_size-th sample: no padding, so metrics summed over
+        # ranks are exactly those of one process.
+        self.setup()
+        return range(rank, len(self.splits[split]), world_size) if world_size > 1 else None
+
+
+class EpochSampler(Sampler):
+    """The train order: a permutation drawn from (seed, epoch) alone, split among ranks as
+    DistributedSampler does, starting at `start` when a run resumes mid-epoch."""
+
+    def __init__(self, n, seed, rank=0, world_size=1):
+        self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def indices(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(
+            self.seed + self.epoch)).tolist()
+        order += order[:(-len(order)) % self.world_size]  # pad to a multiple of world_size
+        return order[self.rank::self.world_size]
+
+    def __iter__(self):
+        indices, self.start = self.indices()[self.start:], 0
+        return iter(indices)
+
+    def __len__(self):
+        return -(-self.n // self.world_size)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that knows how many batches of the epoch it has handed out, and can start
+    the next iteration after them: Lightning saves `state_dict()` in mid-epoch checkpoints and
+    calls `load_state_dict()` on resume; train.py calls `skip()` itself."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.served = 0
+
+    def __iter__(self):
+        self.served = self.sampler.start // self.batch_size
+        for batch in super().__iter__():
+            self.served += 1
+            yield batch
+
+    def skip(self, epoch, batches):
+        self.sampler.set_epoch(epoch)
+        self.sampler.start = batches * self.batch_size
+
+    def state_dict(self):
+        return {'epoch': self.sampler.epoch, 'served': self.served}
+
+    def load_state_dict(self, state):
+        self.skip(state['epoch'], state['served'])
 
 
 def loader_settings(section, shorthand):

@@ -2,23 +2,26 @@ import pytorch_lightning as pl
 
 
 class LightningData(pl.LightningDataModule):
-    """A runyard DataModule as Lightning's: the Trainer calls these hooks."""
+    """A runyard DataModule as Lightning's: the Trainer calls these hooks. The train order comes
+    from the run's seed and this process's rank (set `use_distributed_sampler=False`: the
+    loaders shard themselves)."""
 
-    def __init__(self, data):
+    def __init__(self, data, seed):
         super().__init__()
-        self.data = data
+        self.data, self.seed = data, seed
 
     def setup(self, stage):
         self.data.setup(stage)
 
     def train_dataloader(self):
-        return self.data.train_dataloader()
+        return self.data.train_dataloader(self.seed, self.trainer.global_rank,
+                                          self.trainer.world_size)
 
     def val_dataloader(self):
-        return self.data.val_dataloader()
+        return self.data.val_dataloader(self.trainer.global_rank, self.trainer.world_size)
 
     def test_dataloader(self):
-        return self.data.test_dataloader()
+        return self.data.test_dataloader(self.trainer.global_rank, self.trainer.world_size)
 
     def predict_dataloader(self):
         return self.data.predict_dataloader()

@@ -1,4 +1,7 @@
+import sys
+
 import pytorch_lightning as pl
+import torch
 from torchmetrics.classification import MulticlassAccuracy
 
 import losses
@@ -15,6 +18,8 @@ class BaseWrapper(pl.LightningModule):
     Subclass it and override a step (or configure_optimizers) for a variation; register the
     subclass under a new name and set `train_wrapper.name` to it.
     """
+    skip_nonfinite_loss = False  # set by `trainer_params.nan_policy: skip`
+
 
     def __init__(self, model_spec, loss_spec, optim_spec, sched_spec=None, num_classes=None):
         super().__init__()
@@ -37,6 +42,10 @@ class BaseWrapper(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss_fn(self(x), y)
+        if self.skip_nonfinite_loss and not torch.isfinite(loss):
+            print(f'warning: skipped batch {batch_idx} of epoch {self.current_epoch + 1}: the '
+                  f'loss is {loss.item()}', file=sys.stderr)
+            return None  # Lightning skips the batch's backward and update (it counts the step)
         self.log('train/loss', loss, prog_bar=True, batch_size=len(y))
         return loss
 

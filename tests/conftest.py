@@ -33,7 +33,7 @@ def train(save_dir):
     """Run an entrypoint in this process, as its command line would; returns the run folder."""
     def run(*argv, name='run', script='train_pl.py'):
         argv = [*argv, '--save-dir', str(save_dir)]
-        if '--resume' not in argv:
+        if '--resume' not in argv or 'auto' in argv:
             argv += ['--name', name]
         utils.run_cli(ENTRYPOINTS[script], argv)
         return save_dir / name

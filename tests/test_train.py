@@ -115,3 +115,19 @@ def test_resume_refuses_a_broken_checkpoint_and_keeps_the_run(train, capsys):
     assert exit_info.value.code == 2
     assert re.match(r'error: --resume .*: cannot load .*last.ckpt \(', capsys.readouterr().err)
     assert tree(run) == before
+
+
+@pytest.mark.parametrize('script', ['train.py', 'train_pl.py'])
+def test_resume_auto_starts_then_continues(train, save_dir, script):
+    """A requeued job runs the same command each time."""
+    argv = [*DIGITS, *SHRINK, '--resume', 'auto']
+    run = train(*argv, name='job', script=script)
+    train(*argv, 'trainer_params.max_epochs=3', name='job', script=script)
+    log = (run / 'log.txt').read_text()
+    assert epochs_logged(log) == [1, 2, 3] and 'resumed' in log
+    # a job killed before its first checkpoint starts over in its own folder
+    (save_dir / 'early').mkdir()
+    (save_dir / 'early' / 'log.txt').write_text('started\n')
+    train(*argv, name='early', script=script)
+    log = (save_dir / 'early' / 'log.txt').read_text()
+    assert log.startswith('started\nrestarted (no checkpoint yet)') and epochs_logged(log) == [1, 2]

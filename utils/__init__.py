@@ -5,6 +5,7 @@ any module may import it; the folders use these names, so they stay stable.
     registry.py  Registry: names -> classes, make({name, args})
     config.py    YAML configs: _base_, _delete_, ${} interpolation, overrides, provenance
     run.py       the shared command line and run folders (save/<name>/)
+    seed.py      seeding, and the random states a checkpoint keeps
 
 A config is a YAML mapping:
     data_module:   {name, args}                     datasets registry
@@ -17,8 +18,9 @@ A config is a YAML mapping:
 """
 from .config import (Provenance, apply_overrides, check_config, interpolate, load_config,
                      load_yaml, parse_yaml)
-from .errors import ConfigError, at_key, close_matches, run_cli
+from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
-from .run import (ROOT, Run, check_checkpoint, check_name, check_report, describe, eta_line,
+from .seed import rng_state, seed_everything, set_rng_state
+from .run import (ROOT, Run, atomic_save, check_checkpoint, check_name, check_report, describe, eta_line,
                   find_resume, format_duration, is_rank_zero, parse_gpus, parser,
                   snapshot_code)

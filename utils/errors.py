@@ -34,14 +34,18 @@ def close_matches(word, choices):
     return f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ''
 
 
+class TrainingStopped(Exception):
+    """Training cannot go on (a NaN loss): one line on stderr and exit status 1."""
+
+
 def run_cli(main, argv=None):
-    """Run an entrypoint's main: a ConfigError becomes one line on stderr and exit status 2
-    (the traceback only with --debug)."""
+    """Run an entrypoint's main: a ConfigError becomes one line on stderr and exit status 2,
+    a TrainingStopped exit status 1 (the traceback only with --debug)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         return main(argv)
-    except ConfigError as e:
+    except (ConfigError, TrainingStopped) as e:
         if '--debug' in argv:
             raise
         print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, ConfigError) else 1)

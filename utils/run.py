@@ -22,7 +22,8 @@ def parser(description):
     p.add_argument('--name', help='run folder name under --save-dir (default: config file stem)')
     p.add_argument('--gpu', help='comma-separated GPU ids, e.g. 0,1 (default: CPU)')
     p.add_argument('--resume', metavar='RUN_DIR_OR_CKPT',
-                   help='continue save/<name> from ckpt/last.ckpt, or from a .ckpt file')
+                   help='continue save/<name> from ckpt/last.ckpt, or from a .ckpt file; '
+                        '`auto`: continue --name if it has a checkpoint, start it otherwise')
     p.add_argument('--seed', type=int, help='overrides the config\'s seed')
     p.add_argument('--save-dir', default='save', help='where run folders live (default: save)')
     p.add_argument('--debug', action='store_true', help='show tracebacks of config errors')
@@ -69,6 +70,23 @@ def find_resume(target):
     return run_dir, ckpt
 
 
+def atomic_save(obj, path):
+    """torch.save into a temporary file beside `path`, then rename it into place: a kill at any
+    moment leaves the old file or the new one, never half of one."""
+    import torch
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp')  # one writer per file: rank 0
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def check_checkpoint(path, what):
     """A one-line error unless `path` loads as a training checkpoint (memory-mapped: cheap
     even for a large one)."""
@@ -91,8 +109,17 @@ class Run:
         # --print-config, --explain and --check only look: an existing run folder is fine.
         self.looking = bool(args.print_config or args.explain or args.check)
         self.command = ' '.join(shlex.quote(a) for a in ['python', entry, *argv])
-        self.resuming = bool(args.resume)
-        if self.resuming:
+        if args.resume == 'auto':  # a requeued job: the same command starts or continues
+            if not args.name:
+                raise ConfigError('--resume auto needs --name')
+            check_name(args.name)
+            folder = Path(args.save_dir) / args.name
+            args.resume = str(folder) if (folder / 'ckpt' / 'last.ckpt').is_file() else None
+            self.reopen = folder.is_dir() and args.resume is None  # died before a checkpoint
+        else:
+            self.reopen = False
+        self.resuming = bool(args.resume) or self.reopen
+        if args.resume:
             self.dir, self.ckpt = find_resume(args.resume)
             self.config_path = Path(args.config or self.dir / 'config.yaml')
         else:
@@ -103,7 +130,7 @@ class Run:
             name = args.name or self.config_path.stem
             check_name(name)
             self.dir = Path(args.save_dir) / name
-            if self.dir.exists() and is_rank_zero() and not self.looking:
+            if self.dir.exists() and is_rank_zero() and not self.looking and not self.reopen:
                 raise ConfigError(f'run folder {self.dir} already exists; continue it with '
                                   f'--resume {self.dir}, or pick another --name')
         self.provenance = Provenance()
@@ -135,7 +162,9 @@ class Run:
         tmp = self.dir / 'config.yaml.tmp'
         tmp.write_text(text)
         os.replace(tmp, self.dir / 'config.yaml')
-        self.log(f"{'resumed' if self.resuming else 'started'} {stamp}: {self.command}")
+        verb = 'restarted (no checkpoint yet)' if self.reopen else \
+            'resumed' if self.resuming else 'started'
+        self.log(f'{verb} {stamp}: {self.command}')
 
     def announce(self):
         print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '

@@ -1,0 +1,171 @@
+"""When a run dies: SIGKILL, SIGTERM, a kill while writing a checkpoint, a NaN loss. Each run
+here is a real process; the resumed run must end bit for bit where the uninterrupted one did."""
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, run_command
+
+pytestmark = pytest.mark.slow
+
+# digits with dropout (so the RNG matters), 6 batches an epoch, 3 epochs, a checkpoint every
+# 2 steps
+CONFIG = ['--config', 'configs/digits.yaml', 'trainer_params.max_epochs=3',
+          '+trainer_params.limit_train_batches=6', '+trainer_params.limit_val_batches=2',
+          '+trainer_params.enable_progress_bar=false', '+trainer_params.log_every_n_steps=1',
+          '+trainer_params.enable_model_summary=false', '+test=false',
+          'train_wrapper.args.sched_spec.args.T_max=3',
+          '+train_wrapper.args.model_spec.args.dropout=0.2', '+checkpoint.every_n_train_steps=2']
+PLAIN_LOSS = ['train_wrapper.args.loss_spec.name=cross_entropy', '~train_wrapper.args.loss_spec.args']
+SCRIPTS = ['train.py', 'train_pl.py']
+
+
+def fault(at, kind, **more):
+    args = ', '.join(f'{k}: {v}' for k, v in {'at': at, 'fault': kind, **more}.items())
+    return ['train_wrapper.args.loss_spec.name=tests.faults.FaultyLoss',
+            f'+train_wrapper.args.loss_spec.args={{{args}}}']
+
+
+def weights(run):
+    return torch.load(run / 'ckpt' / 'last.ckpt', map_location='cpu',
+                      weights_only=False)['state_dict']
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different
+
+
+def epoch_lines(run):
+    """The per-epoch metrics in log.txt, without the timings."""
+    return [re.sub(r'  elapsed .*', '', line) for line in (run / 'log.txt').read_text().splitlines()
+            if line.startswith('epoch ')]
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    """The run never stopped, once per entrypoint."""
+    save = tmp_path_factory.mktemp('reference')
+    runs = {}
+    for script in SCRIPTS:
+        result = run_command(script, *CONFIG, '--name', script, '--save-dir', str(save))
+        assert result.returncode == 0, result.stderr
+        runs[script] = save / script
+    return runs
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+@pytest.mark.parametrize('at, where', [(10, 'mid-epoch'), (7, 'first batch of an epoch')])
+def test_sigkill_then_resume_ends_where_the_uninterrupted_run_ends(script, at, where,
+                                                                   uninterrupted, tmp_path):
+    killed = run_command(script, *CONFIG, *fault(at, 'SIGKILL'), '--name', 'run',
+                         '--save-dir', str(tmp_path))
+    assert killed.returncode == -signal.SIGKILL
+    run = tmp_path / 'run'
+    resumed = run_command(script, '--resume', str(run), *PLAIN_LOSS, '--save-dir', str(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(weights(run), weights(uninterrupted[script]))
+    assert epoch_lines(run) == epoch_lines(uninterrupted[script])
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_sigterm_saves_exits_and_resume_continues(script, uninterrupted, tmp_path):
+    stopped = run_command(script, *CONFIG, *fault(9, 'SIGTERM'), '--name', 'run',
+                          '--save-dir', str(tmp_path))
+    run = tmp_path / 'run'
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    message = f'stopped by SIGTERM at epoch 2, step 9; continue with: python {script} ' \
+              f'--resume {run}'
+    assert message in stopped.stderr and message in (run / 'log.txt').read_text()
+    state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
+    assert state['global_step'] == 9
+    resumed = run_command(script, '--resume', str(run), *PLAIN_LOSS)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(weights(run), weights(uninterrupted[script]))
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_same_seed_twice_same_weights(script, uninterrupted, tmp_path):
+    again = run_command(script, *CONFIG, '--name', 'again', '--save-dir', str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert_same_weights(weights(tmp_path / 'again'), weights(uninterrupted[script]))
+    run_command(script, *CONFIG, '--seed', '1', '--name', 'other',
+                '--save-dir', str(tmp_path))
+    assert not torch.equal(weights(tmp_path / 'other')['model.net.1.weight'],
+                           weights(tmp_path / 'again')['model.net.1.weight'])
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(script, tmp_path):
+    result = run_command(script, *CONFIG, '+checkpoint.every_n_train_steps=0', *fault(8, 'nan'),
+                         '--name', 'run', '--save-dir', str(tmp_path))
+    assert result.returncode == 1
+    run = tmp_path / 'run'
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'error: the loss is nan at epoch 2, step 7; the run stopped and {run}/ckpt/last.ckpt '
+        'is the last good checkpoint')
+    state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
+    assert state['global_step'] == 6  # the end of epoch 1
+    assert all(torch.isfinite(v).all() for v in state['state_dict'].values())
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_nan_policy_skip_drops_the_batch_and_goes_on(script, tmp_path):
+    result = run_command(script, *CONFIG, *fault(8, 'nan'), '+trainer_params.nan_policy=skip',
+                         '--name', 'run', '--save-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert 'warning: skipped batch 1 of epoch 2: the loss is nan' in result.stderr
+    state = torch.load(tmp_path / 'run' / 'ckpt' / 'last.ckpt', weights_only=False)
+    # 3 epochs x 6 batches, one without an update (Lightning counts it as a step)
+    assert state['global_step'] == (17 if script == 'train.py' else 18)
+    assert all(torch.isfinite(v).all() for v in state['state_dict'].values())
+
+
+def test_a_kill_while_writing_leaves_a_loadable_checkpoint(tmp_path):
+    """utils.atomic_save, which both entrypoints write every checkpoint with, killed at
+    moments spread over the writes of a 64 MB state."""
+    path = tmp_path / 'last.ckpt'
+    writer = ('import sys, torch, utils\n'
+              'i = 0\n'
+              'while True:\n'
+              '    i += 1\n'
+              "    utils.atomic_save({'step': i, 'w': torch.full((16, 2**20), float(i))}, "
+              'sys.argv[1])\n')
+    for delay in (0.05, 0.13, 0.31, 0.47):
+        process = subprocess.Popen([sys.executable, '-c', writer, str(path)], cwd=ROOT)
+        deadline = time.time() + 60
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        process.kill()
+        process.wait()
+        state = torch.load(path, weights_only=True)
+        assert torch.equal(state['w'], torch.full((16, 2**20), float(state['step'])))
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith('.')] == ['last.ckpt']
+
+
+def test_ddp_sigterm_to_the_launcher_then_resume(tmp_path):
+    """torchrun with 2 CPU processes; SIGTERM reaches torchrun, which passes it on to the ranks:
+    they stop together at one step, rank 0 saves, and the resumed run ends like one never
+    stopped."""
+    torchrun = ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2',
+                'train.py']
+    common = ['data_module.args.batch_size=32', '--save-dir', str(tmp_path)]
+    whole = run_command(*torchrun, *CONFIG, *common, '--name', 'whole')
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    stopped = run_command(*torchrun, *CONFIG, *common, *fault(8, 'SIGTERM', to_parent='true'),
+                          '--name', 'run')
+    assert stopped.returncode != 0
+    assert re.search(r'stopped by SIGTERM at epoch \d, step \d+; continue with', stopped.stderr)
+    state = torch.load(tmp_path / 'run' / 'ckpt' / 'last.ckpt', weights_only=False)
+    assert len(state['rng']) == 2  # each rank's random state
+    assert 8 <= state['global_step'] < 18
+    resumed = run_command(*torchrun, '--resume', str(tmp_path / 'run'), *PLAIN_LOSS)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_weights(weights(tmp_path / 'run'), weights(tmp_path / 'whole'))

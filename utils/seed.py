@@ -1,0 +1,30 @@
+"""Seeding, and every random state a checkpoint needs to continue a run exactly."""
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed):
+    # The same calls as Lightning's seed_everything, so both entrypoints start identically.
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    # NumPy's key as a tensor: the checkpoint stays loadable with torch.load(weights_only=True).
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    return {'python': random.getstate(),
+            'numpy': (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
+            'torch': torch.get_rng_state(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state):
+    random.setstate(state['python'])
+    kind, key, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
