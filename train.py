@@ -212,10 +212,9 @@ def check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device
 
 
 def main(argv):
-    args = utils.parser(__doc__.splitlines()[0]).parse_intermixed_args(argv)
-    run = utils.Run(args, argv, 'train.py')
-    if args.print_config or args.explain:
-        return run.print_config(args.explain)
+    args, run = utils.start('train.py', __doc__, argv)
+    if run is None:  # --print-config, --explain: done
+        return
     cfg = run.cfg
     with utils.at_key(None, file=run.config_path):
         check_supported(cfg)
@@ -360,10 +359,12 @@ def main(argv):
                     loss = loss_fn(model(x), y)
                 # One look at the loss and the signals per batch, agreed by all ranks, so they all
                 # skip, stop or go on together.
-                flags = torch.tensor([float(not torch.isfinite(loss)), stop.signum], device=device)
+                nonfinite, signum = bool(not torch.isfinite(loss)), stop.signum
                 if ddp:
+                    flags = torch.tensor([float(nonfinite), signum], device=device)
                     dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                if flags[0]:
+                    nonfinite, signum = bool(flags[0]), int(flags[1])
+                if nonfinite:
                     if nan_policy == 'skip':
                         optimizer.zero_grad(set_to_none=True)
                         if master:
@@ -392,11 +393,10 @@ def main(argv):
                 if scheduler and scheduler['interval'] == 'step' and \
                         step % scheduler['frequency'] == 0:
                     scheduler['scheduler'].step()
-                if flags[1] or (checkpoints.every_n_train_steps and
+                if signum or (checkpoints.every_n_train_steps and
                                 step % checkpoints.every_n_train_steps == 0 and i + 1 < n_train):
                     save(epoch, i + 1, {})
-                if flags[1]:
-                    signum = int(flags[1])
+                if signum:
                     if master:
                         writer.close()
                         message = (f'stopped by {signal.Signals(signum).name} at epoch {epoch + 1}, '

@@ -106,10 +106,9 @@ def check(wrapper, data, trainer, run):
 
 
 def main(argv):
-    args = utils.parser(__doc__.splitlines()[0]).parse_intermixed_args(argv)
-    run = utils.Run(args, argv, 'train_pl.py')
-    if args.print_config or args.explain:
-        return run.print_config(args.explain)
+    args, run = utils.start('train_pl.py', __doc__, argv)
+    if run is None:  # --print-config, --explain: done
+        return
     cfg = run.cfg
     save = not args.check
     pl.seed_everything(cfg['seed'], workers=True, verbose=False)

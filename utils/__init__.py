@@ -23,4 +23,4 @@ from .registry import Registry, accepted_args, check_args, import_path
 from .seed import rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, atomic_save, check_checkpoint, check_name, check_report, describe, eta_line,
                   find_resume, format_duration, is_rank_zero, parse_gpus, parser,
-                  snapshot_code)
+                  snapshot_code, start)

@@ -39,6 +39,18 @@ def parser(description):
     return p
 
 
+def start(entry, doc, argv):
+    """What every entrypoint does first: parse its command line, resolve the run (config,
+    overrides, run folder) and answer --print-config / --explain. Returns (args, run), with
+    run None once the config has been printed."""
+    args = parser(doc.splitlines()[0]).parse_intermixed_args(argv)
+    run = Run(args, argv, entry)
+    if args.print_config or args.explain:
+        run.print_config(args.explain)
+        return args, None
+    return args, run
+
+
 def is_rank_zero():
     """True in the process that owns the run folder. Launchers (torchrun, SLURM, Lightning's
     own DDP launcher) tell the other processes their rank through these variables."""
