@@ -163,7 +163,8 @@ def loader_settings(section, shorthand):
 
 def check_setting(name, value, where):
     if name not in LOADER_DEFAULTS:
-        raise utils.ConfigError(f'unknown DataLoader setting{utils.close_matches(name, LOADER_DEFAULTS)} '
+        raise utils.ConfigError(f'unknown DataLoader setting'
+                                f'{utils.close_matches(name, LOADER_DEFAULTS)} '
                                 f"(known: {', '.join(LOADER_DEFAULTS)})", key=where)
     if name in ('batch_size', 'num_workers'):
         least = 1 if name == 'batch_size' else 0

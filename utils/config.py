@@ -56,13 +56,17 @@ def read_yaml(path):
     if not path.is_file():
         raise ConfigError('config file not found', file=path)
     text = path.read_text()
-    try:
-        cfg = parse_yaml(text)
-        lines = _key_lines(yaml.compose(text, Loader=Loader))
+    loader = Loader(text)
+    try:  # one parse: the node tree gives the key lines, then the values
+        node = loader.get_single_node()
+        cfg = loader.construct_document(node) if node is not None else None
+        lines = _key_lines(node)
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f'{path}:{mark.line + 1}' if mark else str(path)
         raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=where) from None
+    finally:
+        loader.dispose()
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
