@@ -69,6 +69,56 @@ def check_supported(cfg):
                                 f'{precision!r}', key='trainer_params.precision')
 
 
+class EarlyStopping:
+    """`early_stopping` as Lightning means it: stop when `monitor` has not improved by more than
+    `min_delta` for `patience` validations in a row."""
+
+    def __init__(self, monitor, mode='min', patience=3, min_delta=0.0):
+        self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
+        self.sign = 1 if mode == 'min' else -1  # compare signed values: lower is better
+        self.best, self.wait = float('inf'), 0
+
+    def should_stop(self, metrics):
+        if self.monitor not in metrics:
+            return False
+        value = self.sign * metrics[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+        return self.wait >= self.patience
+
+    def state_dict(self):
+        return {'best': self.best, 'wait': self.wait}
+
+    def load_state_dict(self, state):
+        self.best, self.wait = state['best'], state['wait']
+
+
+def loop_callbacks(specs, master):
+    """What train.py does of the `callbacks:` list: `eta` is always on, `metrics_csv` writes
+    metrics.csv and `early_stopping` stops the run (monitor, mode, patience, min_delta); the
+    others are Lightning's business, named in one warning."""
+    names, stopper, ignored = set(), None, []
+    for i, spec in enumerate(specs or []):
+        name = spec.get('name') if isinstance(spec, dict) else spec
+        names.add(name)
+        if name == 'early_stopping':
+            args = dict(spec.get('args') or {})
+            known = {k: args.pop(k) for k in ('monitor', 'mode', 'patience', 'min_delta')
+                     if k in args}
+            with utils.at_key(f'callbacks.{i}'):
+                utils.check_args(EarlyStopping, known, "callback 'early_stopping'")
+            stopper = EarlyStopping(**known)
+            ignored += [f'early_stopping.{k}' for k in args]
+        elif name not in ('eta', 'metrics_csv'):
+            ignored.append(str(name))
+    if ignored and master:
+        print(f"warning: train.py ignores callbacks {', '.join(ignored)} (train_pl.py runs them)",
+              file=sys.stderr)
+    return 'metrics_csv' in names, stopper
+
+
 def launch(gpus, argv):
     """--gpu 0,1 outside torchrun: start one process per GPU with torchrun itself."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
@@ -260,6 +310,7 @@ def main(argv):
             known['folder'] = run.dir / 'ckpt'
             utils.check_args(Checkpoints, known, 'checkpoint', prefix='')
             checkpoints = Checkpoints(**known)
+        write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
         ignored = sorted(set(section) - set(Checkpoints.KEYS))
         if ignored and master:
             print(f"warning: train.py ignores checkpoint {', '.join(ignored)}", file=sys.stderr)
@@ -297,6 +348,8 @@ def main(argv):
                 scheduler['scheduler'].load_state_dict(state['scheduler'])
             scaler.load_state_dict(state['scaler'])
             checkpoints.load_state_dict(state['checkpoints'])
+            if stopper and state.get('early_stopping'):
+                stopper.load_state_dict(state['early_stopping'])
             rng = state['rng'][rank]
         except Exception as e:  # a foreign, truncated or other model's file
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -315,6 +368,8 @@ def main(argv):
         # second would overwrite the first file without a suffix of its own.
         n_files = len(list(run.dir.glob('events.out.tfevents.*')))
         writer = SummaryWriter(str(run.dir), filename_suffix=f'.{os.getpid()}.{n_files}')
+        if not run.resuming:
+            utils.write_hparams(writer, cfg, ('val/acc', 'val/loss', 'test/acc', 'test/loss'))
     start, first_epoch = time.time(), epoch
     n_train = limit(len(train_loader), params.get('limit_train_batches'))
     n_val = limit(len(val_loader), params.get('limit_val_batches'))
@@ -339,7 +394,8 @@ def main(argv):
             'hyper_parameters': wrapper_args, 'pytorch-lightning_version': LIGHTNING_VERSION,
             'optimizer': optimizer.state_dict(),
             'scheduler': scheduler['scheduler'].state_dict() if scheduler else None,
-            'scaler': scaler.state_dict(), 'rng': rngs, 'train_loss': loss.item()}
+            'scaler': scaler.state_dict(), 'rng': rngs, 'train_loss': loss.item(),
+            'early_stopping': stopper.state_dict() if stopper else None}
         checkpoints.save(state, epoch, step, metrics, end_of_epoch=batches_done is None)
 
     try:
@@ -424,12 +480,20 @@ def main(argv):
                 elif scheduler['monitor'] in metrics:
                     scheduler['scheduler'].step(metrics[scheduler['monitor']])
 
+            stopping = stopper is not None and stopper.should_stop(metrics)
             save(epoch, None, metrics)
             if master:
                 line = utils.eta_line(epoch + 1, max_epochs, metrics, time.time() - start,
                                       epoch + 1 - first_epoch)
                 print(line, flush=True)
                 run.log(line)
+                if write_csv:
+                    utils.record_metrics(utils.metrics_csv_path(run.dir), epoch + 1, step, metrics)
+            if stopping:
+                if master:
+                    run.log(f'early stopping: {stopper.monitor} has not improved for '
+                            f'{stopper.patience} validations (best {stopper.sign * stopper.best:.4g})')
+                break
     finally:
         stop.restore()
 
@@ -439,9 +503,12 @@ def main(argv):
         n_test = limit(len(test_loader), params.get('limit_test_batches'))
         test_loss, test_acc = evaluate(model, test_loader, loss_fn, n_test, device, autocast, ddp)
         if master:
-            writer.add_scalar('test/loss', test_loss, step - 1)
-            writer.add_scalar('test/acc', test_acc, step - 1)
+            writer.add_scalar('test/loss', test_loss, step)
+            writer.add_scalar('test/acc', test_acc, step)
             print(f'test/acc {test_acc:.4g}  test/loss {test_loss:.4g}')
+            if write_csv:
+                utils.record_metrics(utils.metrics_csv_path(run.dir), epoch + 1, step,
+                                     {'test/acc': test_acc, 'test/loss': test_loss})
     if master:
         writer.close()
         run.announce()

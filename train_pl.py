@@ -13,6 +13,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
 import callbacks
 import datasets
@@ -29,8 +30,10 @@ def make_callbacks(cfg, run, save):
     built = []
     for i, spec in enumerate(specs):
         with utils.at_key(f'callbacks.{i}'):
-            extra = {'log_path': run.dir / 'log.txt' if save else None} \
-                if isinstance(spec, dict) and spec.get('name') == 'eta' else None
+            # the run folder for those that write into it (None under --check)
+            wants_run_dir = isinstance(spec, dict) and 'run_dir' in (
+                utils.accepted_args(callbacks.registry.get(spec.get('name'))) or {})
+            extra = {'run_dir': run.dir if save else None} if wants_run_dir else None
             built.append(callbacks.make(spec, args=extra))
     # RNG states in checkpoints, stop signals, the NaN guard: always on
     nan_policy = (cfg.get('trainer_params') or {}).get('nan_policy', 'stop')
@@ -131,6 +134,8 @@ def main(argv):
 
     if utils.is_rank_zero():
         run.create()
+    if trainer.is_global_zero and not run.resuming:
+        utils.write_hparams(trainer.logger.experiment, cfg, getattr(wrapper, 'hparam_metrics', ()))
     try:
         trainer.fit(wrapper, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt)
     except Interrupted as e:
@@ -140,7 +145,7 @@ def main(argv):
             print(message, file=sys.stderr)
             run.log(message)
         sys.exit(128 + e.signum)
-    if cfg.get('test', True):
+    if cfg.get('test', True) and is_overridden('test_step', wrapper):
         monitored = bool((cfg.get('checkpoint') or {}).get('monitor'))
         trainer.test(wrapper, datamodule=LightningData(data, cfg['seed']),
                      ckpt_path='best' if monitored else None)

@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 
@@ -9,10 +10,11 @@ import utils
 @callbacks.register('eta')
 class ETALogger(pl.Callback):
     """After every epoch, on rank 0: one line with the epoch's metrics, the elapsed time and the
-    estimated time left, printed and appended to `log_path` (the run's log.txt)."""
+    estimated time left, printed and appended to the run's log.txt. `run_dir` is filled in by
+    train_pl.py (None under --check: print only)."""
 
-    def __init__(self, log_path=None):
-        self.log_path = log_path
+    def __init__(self, run_dir=None):
+        self.log_path = Path(run_dir) / 'log.txt' if run_dir else None
 
     def on_train_start(self, trainer, pl_module):
         self.start, self.first_epoch = time.time(), trainer.current_epoch

@@ -4,16 +4,21 @@ import torchvision
 import models
 
 
-@models.register('resnet18')
-class ResNet18(nn.Module):
-    """torchvision's ResNet-18 with `in_channels` input channels."""
+class ResNet(nn.Module):
+    """A torchvision ResNet (untrained) with `in_channels` input channels. `cifar_stem` swaps
+    the 7x7 stride-2 conv and the max-pool for one 3x3 stride-1 conv: the ImageNet stem shrinks
+    a 32x32 image to 8x8 before the first block, the CIFAR one keeps it at 32x32."""
+    arch = None  # a torchvision builder, set by each subclass (staticmethod: not bound to self)
     input_shape = (1, 28, 28)
 
-    def __init__(self, num_classes=10, in_channels=3):
+    def __init__(self, num_classes=10, in_channels=3, cifar_stem=False):
         super().__init__()
         self.in_channels = in_channels
-        self.net = torchvision.models.resnet18(weights=None, num_classes=num_classes)
-        if in_channels != 3:
+        self.net = self.arch(weights=None, num_classes=num_classes)
+        if cifar_stem:
+            self.net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+            self.net.maxpool = nn.Identity()
+        elif in_channels != 3:
             self.net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
 
     def forward(self, x):
@@ -22,3 +27,18 @@ class ResNet18(nn.Module):
             # so an MNIST config needs no in_channels.
             x = x.expand(-1, 3, -1, -1)
         return self.net(x)
+
+
+@models.register('resnet18')
+class ResNet18(ResNet):
+    arch = staticmethod(torchvision.models.resnet18)
+
+
+@models.register('resnet34')
+class ResNet34(ResNet):
+    arch = staticmethod(torchvision.models.resnet34)
+
+
+@models.register('resnet50')
+class ResNet50(ResNet):
+    arch = staticmethod(torchvision.models.resnet50)

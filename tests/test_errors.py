@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import ENTRYPOINTS, ROOT, run_command, tree
+import models
 import utils
 
 DIGITS = ['--config', 'configs/digits.yaml']
@@ -38,7 +39,7 @@ CASES = [
      r'but got 5$'),
     ('unknown model', [*DIGITS, 'train_wrapper.args.model_spec.name=mlpp'],
      r"^error: configs/digits.yaml: train_wrapper.args.model_spec.name: unknown models name "
-     r"'mlpp'; did you mean 'mlp'\? \(known: lenet5, mlp, resnet18\)$"),
+     rf"'mlpp'; did you mean 'mlp'\? \(known: {', '.join(models.list())}\)$"),
     ('unknown argument', [*DIGITS, '+train_wrapper.args.model_spec.args.hiden=[8]'],
      r"^error: configs/digits.yaml: train_wrapper.args.model_spec.args.hiden: unknown argument "
      r"'hiden' for models 'mlp'; did you mean 'hidden'\? \(accepted: dropout, hidden, in_dim, "
@@ -147,7 +148,7 @@ def test_real_command_line_prints_one_line_without_traceback(script, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: configs/digits.yaml: train_wrapper.args.model_spec.name: unknown models name "
-        "'mlpp'; did you mean 'mlp'? (known: lenet5, mlp, resnet18)"]
+        f"'mlpp'; did you mean 'mlp'? (known: {', '.join(models.list())})"]
     assert not (tmp_path / 'save').exists()
     with_debug = run_command(script, *DIGITS, 'train_wrapper.args.model_spec.name=mlpp',
                              '--debug', '--save-dir', str(tmp_path / 'save'))

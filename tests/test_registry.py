@@ -41,7 +41,7 @@ def test_list_is_sorted_and_filters(registry):
     assert registry.list() == ['ant', 'box']
     assert registry.list('b*') == ['box']
     assert models.list() == sorted(models.list()) and 'resnet18' in models.list()
-    assert models.list('resnet*') == ['resnet18']
+    assert models.list('resnet*') == ['resnet18', 'resnet34', 'resnet50']
 
 
 def test_dotted_names_import():
@@ -55,8 +55,9 @@ def test_dotted_names_import():
 
 def test_unknown_name_lists_close_matches_and_every_name():
     with pytest.raises(utils.ConfigError,
-                       match=r"unknown models name 'resnet81'; did you mean 'resnet18'\? "
-                             r"\(known: lenet5, mlp, resnet18\)"):
+                       match=r"unknown models name 'resnet81'; did you mean 'resnet18' or "
+                             r"'resnet50' or 'resnet34'\? \(known: convnet, dcgan_discriminator, "
+                             r"dcgan_generator, lenet5, mlp, resnet18, resnet34, resnet50\)"):
         models.make({'name': 'resnet81'})
 
 

@@ -6,23 +6,10 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import SHRINK, tree
+from conftest import SHRINK, scalars, tree
 from models.base import BaseWrapper
 
 DIGITS = ['--config', 'configs/digits.yaml']
-
-
-def scalars(run_dir, tag):
-    """(step, value) of a tag, read by TensorBoard's reader file by file in the order written
-    (a test's resume can share the first run's second and pid, and TensorBoard orders event
-    files by name)."""
-    found = []
-    for path in run_dir.glob('events.out.tfevents.*'):
-        events = EventAccumulator(str(path))
-        events.Reload()
-        if tag in events.Tags()['scalars']:
-            found += events.Scalars(tag)
-    return [(e.step, e.value) for e in sorted(found, key=lambda e: e.wall_time)]
 
 
 def epochs_logged(text):

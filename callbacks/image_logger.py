@@ -1,0 +1,52 @@
+import pytorch_lightning as pl
+import torch
+
+import callbacks
+
+
+@callbacks.register('image_logger')
+class ImageLogger(pl.Callback):
+    """After every validation: the first `n` images of the val split with the predicted class
+    over the true one (red when wrong), as a figure in TensorBoard's IMAGES tab under
+    `val/predictions`. For classification wrappers (the model returns class logits)."""
+
+    def __init__(self, n=16, tag='val/predictions'):
+        self.n, self.tag = n, tag
+        self.batch = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                                dataloader_idx=0):
+        if batch_idx == 0 and dataloader_idx == 0:
+            x, y = batch
+            self.batch = x[:self.n], y[:self.n]
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.logger is None or not trainer.is_global_zero or \
+                self.batch is None:
+            return
+        x, y = self.batch
+        with torch.no_grad():
+            predicted = pl_module(x).argmax(-1)
+        trainer.logger.experiment.add_figure(self.tag, figure(x, y, predicted),
+                                             trainer.global_step)
+
+
+def figure(x, y, predicted):
+    import matplotlib
+    matplotlib.use('Agg')  # files only, never a window
+    import matplotlib.pyplot as plt
+    cols = min(len(x), 8)
+    rows = -(-len(x) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
+    for ax, image, true, pred in zip(axes.flat, x.float().cpu(), y.tolist(), predicted.tolist()):
+        image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-8)
+        if image.shape[0] == 1:
+            ax.imshow(image[0], cmap='gray')
+        else:
+            ax.imshow(image[:3].permute(1, 2, 0))
+        ax.set_title(f'{pred} ({true})', color='black' if pred == true else 'red', fontsize=9)
+    fig.suptitle('predicted (true)', fontsize=10)
+    fig.tight_layout()
+    return fig

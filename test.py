@@ -1,0 +1,241 @@
+"""Evaluate a finished run, or predict with it, from its run folder alone: its config.yaml
+(already resolved) and one of its checkpoints; configs/ is never read. Works for runs of
+train_pl.py and of train.py.
+
+    python test.py --run save/NAME [--ckpt last|best|PATH] [--split test|val] [--gpu 0]
+    python test.py --run save/NAME --predict IMAGES_DIR|INPUTS.pt [--out FILE.csv]
+
+Evaluation runs the Lightning Trainer (trainer.test or trainer.validate) with the run's
+precision, limit_val_batches/limit_test_batches and deterministic, prints the metrics and
+writes save/NAME/eval/<split>.json: {run, checkpoint, epoch, global_step, split, metrics}
+(`epoch` is the checkpoint's, counted from 0 as in its file name `epoch=E-step=S.ckpt`).
+
+Prediction runs the wrapper's predict_step (softmax probabilities) on a folder of images or on
+a tensor file, and writes a CSV (default save/NAME/eval/predictions.csv): input (file name or
+index), predicted class, its probability, then one probability column per class.
+"""
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import datasets
+import models
+import utils
+from datasets.lightning import LightningData
+
+# The trainer_params that change what an evaluation computes; the rest are about training.
+EVAL_PARAMS = ('precision', 'limit_val_batches', 'limit_test_batches', 'deterministic')
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')
+STEPS = {'test': 'test_step', 'val': 'validation_step', 'predict': 'predict_step'}
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--run', required=True, metavar='RUN_DIR', help='the run folder, save/NAME')
+    p.add_argument('--ckpt', help='last, best (by the checkpoint: section\'s monitor) or a '
+                                  '.ckpt file (default: best when the run monitored a metric, '
+                                  'else last)')
+    p.add_argument('--split', default='test', choices=['test', 'val'],
+                   help='the data module\'s split to evaluate (default: test)')
+    p.add_argument('--gpu', help='one GPU id, e.g. 0 (default: CPU)')
+    p.add_argument('--predict', metavar='INPUT',
+                   help='predict instead of evaluating. INPUT is a folder of images (read with '
+                        'PIL, made float tensors in [0, 1], C x H x W, as the to_tensor transform '
+                        'does, then put through the run\'s test-split transforms: converting '
+                        'colour or size to what the model expects is their job, see '
+                        'data_module.args.transforms in the run\'s config.yaml) or a .pt file '
+                        'holding a float tensor N x C x H x W of model-ready inputs')
+    p.add_argument('--out', help='the predictions CSV (default: RUN_DIR/eval/predictions.csv)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    return p
+
+
+def open_run(target):
+    """(run folder, config path, config) of --run."""
+    run_dir = Path(target)
+    if not run_dir.is_dir():
+        raise utils.ConfigError(f'--run {target}: no such run folder')
+    config_path = run_dir / 'config.yaml'
+    if not config_path.is_file():
+        raise utils.ConfigError(f'--run {target}: not a run folder (no config.yaml in it)')
+    return run_dir, config_path, utils.load_config(config_path)
+
+
+def choose_checkpoint(run_dir, cfg, word):
+    """--ckpt last, best or a file (also a file name inside the run's ckpt/) -> its path."""
+    monitor = (cfg.get('checkpoint') or {}).get('monitor')
+    word = word or ('best' if monitor else 'last')
+    last = run_dir / 'ckpt' / 'last.ckpt'
+    if word in ('last', 'best') and not last.is_file():
+        raise utils.ConfigError(f'--ckpt {word}: no checkpoint at {last}')
+    if word == 'last':
+        return last
+    if word == 'best':
+        if not monitor:
+            raise utils.ConfigError(f'--ckpt best: {run_dir} monitored no metric (its '
+                                    'checkpoint: section has no monitor); use --ckpt last')
+        best = utils.best_checkpoint(utils.load_checkpoint(last, '--ckpt best'), run_dir, monitor)
+        if best is None or not best.is_file():
+            raise utils.ConfigError(f'--ckpt best: {run_dir} has no best checkpoint by {monitor} '
+                                    f'({best or "none recorded"}); use --ckpt last')
+        return best
+    for path in (Path(word), run_dir / 'ckpt' / word):
+        if path.is_file():
+            return path
+    if Path(word).suffix or '/' in word:
+        raise utils.ConfigError(f'--ckpt {word}: no such checkpoint file')
+    raise utils.ConfigError(f"--ckpt must be last, best or a checkpoint file, but got '{word}'"
+                            f"{utils.close_matches(word, ['last', 'best'])}")
+
+
+def build(cfg, config_path, step):
+    """The data module and the wrapper of the run's config; `step` is the one it must have."""
+    with utils.at_key(None, file=config_path):
+        with utils.at_key('data_module'):
+            data = datasets.make(cfg['data_module'])
+        with utils.at_key('train_wrapper'):
+            # init_from is how training started; the checkpoint's weights replace it anyway,
+            # and the run it names may be gone.
+            wrapper = models.wrappers.make(utils.without_init_from(cfg['train_wrapper']))
+            if getattr(type(wrapper), step) is getattr(pl.LightningModule, step):
+                raise utils.ConfigError(f"the {cfg['train_wrapper']['name']!r} wrapper has no "
+                                        f'{step} of its own, so test.py cannot use it for this',
+                                        key='name')
+    return data, wrapper
+
+
+def load_weights(wrapper, state, ckpt, config_path):
+    try:
+        wrapper.load_state_dict(state['state_dict'])
+    except RuntimeError as e:  # another model's checkpoint: Lightning's layout, other keys
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise utils.ConfigError(f'--ckpt {ckpt}: its weights do not fit the model of '
+                                f'{config_path} ({lines[1] if len(lines) > 1 else lines[0]})') \
+            from None
+
+
+def make_trainer(cfg, gpus):
+    params = {k: v for k, v in (cfg.get('trainer_params') or {}).items() if k in EVAL_PARAMS}
+    if len(gpus) > 1:
+        raise utils.ConfigError(f"--gpu takes one GPU, but got {','.join(map(str, gpus))}")
+    device = {'accelerator': 'gpu', 'devices': gpus} if gpus else \
+        {'accelerator': 'cpu', 'devices': 1}
+    try:
+        return pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, **device, **params)
+    except ValueError as e:
+        raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
+
+
+def read_inputs(target, data):
+    """(names, float tensor N x ...) of --predict: the images of a folder, through the test
+    split's transforms (to_tensor first, so a dataset whose samples are tensors already, like
+    digits, gets what its pipeline expects), or a .pt tensor of model-ready inputs."""
+    path = Path(target)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise utils.ConfigError(f'--predict {target}: no images in it '
+                                    f"({', '.join(IMAGE_SUFFIXES)})")
+        from PIL import Image
+
+        from datasets import transforms
+        pipeline = transforms.compose([transforms.to_tensor(), data.transforms.get('test')]
+                                      if data.transforms.get('test') else [transforms.to_tensor()])
+        inputs = []
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    inputs.append(pipeline(image))
+            except OSError as e:
+                raise utils.ConfigError(f'--predict {target}: cannot read {file.name} '
+                                        f'({e})') from None
+        shapes = {tuple(x.shape) for x in inputs}
+        if len(shapes) > 1:
+            raise utils.ConfigError(f'--predict {target}: the images differ in shape after the '
+                                    f'transforms ({", ".join(str(list(s)) for s in sorted(shapes))});'
+                                    ' give the run\'s test transforms a Resize')
+        return [file.name for file in files], torch.stack(inputs)
+    if path.suffix != '.pt':
+        raise utils.ConfigError(f'--predict {target}: no such folder of images or .pt file')
+    if not path.is_file():
+        raise utils.ConfigError(f'--predict {target}: no such file')
+    try:
+        x = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise utils.ConfigError(f'--predict {target}: cannot load it ({type(e).__name__})') \
+            from None
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise utils.ConfigError(f'--predict {target}: must hold a float tensor N x C x H x W, '
+                                f'but got {utils.describe(x)}')
+    return [str(i) for i in range(len(x))], x
+
+
+def evaluate(trainer, wrapper, data, cfg, split):
+    run = trainer.test if split == 'test' else trainer.validate
+    results = run(wrapper, datamodule=LightningData(data, cfg['seed']), verbose=False)
+    return {k: float(v) for k, v in sorted(results[0].items())}
+
+
+def predict(trainer, wrapper, x, batch_size):
+    batches = trainer.predict(wrapper, dataloaders=DataLoader(TensorDataset(x),
+                                                              batch_size=batch_size))
+    return torch.cat(batches).float()
+
+
+def write_predictions(path, names, probs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['input', 'predicted', 'probability',
+                         *(f'prob_{c}' for c in range(probs.shape[1]))])
+        confidence, predicted = probs.max(dim=1)
+        for name, p, c, row in zip(names, confidence.tolist(), predicted.tolist(), probs.tolist()):
+            writer.writerow([name, c, f'{p:.6g}', *(f'{q:.6g}' for q in row)])
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    run_dir, config_path, cfg = open_run(args.run)
+    ckpt = choose_checkpoint(run_dir, cfg, args.ckpt)
+    state = utils.load_checkpoint(ckpt, f'--ckpt {args.ckpt}' if args.ckpt else f'--run {args.run}')
+    gpus = utils.parse_gpus(args.gpu)
+    pl.seed_everything(cfg['seed'], verbose=False)
+
+    # Everything is built and checked before anything is written.
+    data, wrapper = build(cfg, config_path, STEPS['predict' if args.predict else args.split])
+    load_weights(wrapper, state, ckpt, config_path)
+    with utils.at_key(None, file=config_path):
+        trainer = make_trainer(cfg, gpus)
+    where = f"{ckpt} (epoch={state.get('epoch')}, global_step={state.get('global_step')})"
+
+    if args.predict:
+        names, x = read_inputs(args.predict, data)
+        probs = predict(trainer, wrapper, x, data.loader_settings['test']['batch_size'])
+        out = Path(args.out or run_dir / 'eval' / 'predictions.csv')
+        write_predictions(out, names, probs)
+        print(f'{where}: {len(names)} predictions written to {out}')
+        return
+
+    metrics = evaluate(trainer, wrapper, data, cfg, args.split)
+    width = max(map(len, ['metric', *metrics]))
+    print(f'{where}, split {args.split}:')
+    print('\n'.join(f'  {name:<{width}}  {value}' for name, value in
+                    [('metric', 'value'), *((k, f'{v:.6g}') for k, v in metrics.items())]))
+    report = {'run': str(run_dir), 'checkpoint': str(ckpt), 'epoch': state.get('epoch'),
+              'global_step': state.get('global_step'), 'split': args.split, 'metrics': metrics}
+    out = run_dir / 'eval' / f'{args.split}.json'
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + '\n')
+    print(f'written to {out}')
+
+
+if __name__ == '__main__':
+    utils.run_cli(main, sys.argv[1:])

@@ -1,0 +1,156 @@
+"""The data modules that read files: each test writes a tiny dataset in its real on-disk format
+(tests/conftest.py) and reads it through the real torchvision class."""
+import re
+import shutil
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import datasets
+import utils
+from conftest import SHRINK, write_image_folder
+from datasets.base import SPLITS
+
+
+def make(name, **args):
+    data = datasets.make({'name': name, 'args': args})
+    data.setup()
+    return data
+
+
+def sizes(data):
+    return [len(data.splits[split]) for split in SPLITS]
+
+
+def first_batch(data, split):
+    return next(iter(data.loader(split)))
+
+
+RAW = {'post': []}  # no normalisation: pixels in [0, 1], as written
+
+
+@pytest.mark.parametrize('name', ['mnist', 'fashion_mnist'])
+def test_mnist_family_reads_real_idx_files(name, request):
+    root = request.getfixturevalue(f'{name}_root')
+    data = make(name, root_dir=str(root), val_size=16, batch_size=8, transforms=RAW)
+    assert sizes(data) == [80, 16, 32]
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape == (8, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.long
+    bar_top = (x[:, 0, :, 10] == 1).int().argmax(1)  # the fixture's bar starts at row 2 + 2 * label
+    assert torch.equal(bar_top, 2 + 2 * y)
+
+
+@pytest.mark.parametrize('name', ['cifar10', 'cifar100'])
+def test_cifar_reads_real_pickled_batches(name, request):
+    root = request.getfixturevalue(f'{name}_root')
+    data = make(name, root_dir=str(root), val_size=0.2, batch_size=8, transforms=RAW)
+    assert sizes(data) == [64, 16, 32]
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.long
+    pixels = (x * 255).round().long()
+    assert torch.equal(pixels[:, 0], y[:, None, None].expand(-1, 32, 32))  # red: the label
+    assert torch.equal(pixels[:, 1, :, 5], 8 * torch.arange(32).expand(8, -1))  # green: the row
+
+
+def test_val_size_is_a_count_or_a_fraction_drawn_by_split_seed(cifar10_root):
+    def val_images(**args):
+        data = make('cifar10', root_dir=str(cifar10_root), transforms=RAW, **args)
+        return torch.stack([x for x, _ in data.splits['val']])
+
+    assert len(val_images(val_size=20)) == len(val_images(val_size=0.25)) == 20
+    assert torch.equal(val_images(val_size=20), val_images(val_size=20, split_seed=0))
+    assert not torch.equal(val_images(val_size=20), val_images(val_size=20, split_seed=1))
+    with pytest.raises(utils.ConfigError, match=r'^data_module.args.val_size: must be a count or '
+                                                r'a fraction .* of the 80 training images, but '
+                                                r'got 80$'):
+        val_images(val_size=80)
+
+
+def test_image_folder_reads_class_folders(image_folder_root):
+    data = make('image_folder', root_dir=str(image_folder_root), image_size=24, batch_size=6)
+    assert data.classes == ['bird', 'cat', 'dog']
+    assert sizes(data) == [18, 6, 6]
+    x, y = first_batch(data, 'test')
+    assert x.shape == (6, 3, 24, 24) and x.dtype == torch.float32 and y.dtype == torch.long
+    assert y.tolist() == [0, 0, 1, 1, 2, 2]
+    assert torch.equal(x.mean((2, 3)).argmax(1), y)  # each class's colour has its own channel
+
+
+def test_image_folder_without_val_holds_out_train_and_tests_on_val(tmp_path):
+    root = write_image_folder(tmp_path / 'images', {'train': 4})
+    data = make('image_folder', root_dir=str(root), image_size=16, val_size=0.25)
+    assert sizes(data) == [9, 3, 3]
+    assert torch.equal(first_batch(data, 'test')[0], first_batch(data, 'val')[0])
+
+
+def test_image_folder_val_must_have_the_train_classes(tmp_path):
+    root = write_image_folder(tmp_path / 'images', {'train': 1, 'val': 1})
+    shutil.rmtree(root / 'val' / 'bird')  # else cat would be label 0 in val, 1 in train
+    with pytest.raises(utils.ConfigError, match=re.escape(
+            f"root_dir: {root}/val must hold the class folders of {root}/train "
+            "(['bird', 'cat', 'dog']), but got ['cat', 'dog']")):
+        make('image_folder', root_dir=str(root))
+
+
+# Each dataset's own statistics, as its documentation gives them.
+NORMALISATION = {
+    'mnist': ([0.1307], [0.3081]),
+    'fashion_mnist': ([0.2860], [0.3530]),
+    'cifar10': ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
+    'cifar100': ([0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762]),
+    'image_folder': ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+}
+
+
+@pytest.mark.parametrize('name', NORMALISATION)
+def test_normalised_with_the_datasets_statistics_unless_the_config_says_otherwise(name, request):
+    args = {'root_dir': str(request.getfixturevalue(f'{name}_root')),
+            **({'image_size': 24} if name == 'image_folder' else {'val_size': 16})}
+    x_raw = make(name, **args, transforms=RAW).splits['test'][0][0]
+    mean, std = (torch.tensor(v)[:, None, None] for v in NORMALISATION[name])
+    assert torch.allclose(make(name, **args).splits['test'][0][0], (x_raw - mean) / std)
+    channels = len(mean)
+    halves = {'name': 'Normalize', 'args': {'mean': [0.5] * channels, 'std': [0.5] * channels}}
+    x_own = make(name, **args, transforms={'post': [halves]}).splits['test'][0][0]
+    assert torch.allclose(x_own, (x_raw - 0.5) / 0.5)
+
+
+@pytest.mark.parametrize('name, folder, missing, fix', [
+    ('mnist', 'MNIST/raw', 't10k-labels-idx1-ubyte', 'put the uncompressed IDX files there'),
+    ('fashion_mnist', 'FashionMNIST/raw', 't10k-labels-idx1-ubyte',
+     'put the uncompressed IDX files there'),
+    ('cifar10', 'cifar-10-batches-py', 'test_batch', 'extract cifar-10-python.tar.gz into {root}'),
+    ('cifar100', 'cifar-100-python', 'meta', 'extract cifar-100-python.tar.gz into {root}'),
+])
+def test_a_missing_file_is_named_with_where_it_goes(name, folder, missing, fix, request):
+    root = request.getfixturevalue(f'{name}_root')
+    (root / folder / missing).unlink()
+    title = {'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10',
+             'cifar100': 'CIFAR-100'}[name]
+    with pytest.raises(utils.ConfigError, match=re.escape(
+            f'root_dir: {title} files not found in {root}/{folder} (missing {missing}); '
+            f'{fix.format(root=root)}, or set data_module.args.download: true')):
+        datasets.make({'name': name, 'args': {'root_dir': str(root)}})
+
+
+def test_missing_files_say_where_to_put_them(tmp_path):
+    with pytest.raises(utils.ConfigError, match=rf'root_dir: MNIST files not found in '
+                                                rf'{tmp_path}/MNIST/raw \(missing train-images'
+                                                rf'.*set data_module.args.download: true'):
+        datasets.make({'name': 'mnist', 'args': {'root_dir': str(tmp_path)}})
+    with pytest.raises(utils.ConfigError, match=rf'root_dir: no class folders in '
+                                                rf'{tmp_path}/train; put the training images '
+                                                rf'there, one folder per class'):
+        datasets.make({'name': 'image_folder', 'args': {'root_dir': str(tmp_path)}})
+
+
+def test_the_cifar10_config_trains(train, cifar10_root):
+    """configs/cifar10-resnet18.yaml unchanged but for root_dir, val_size and the test shrink."""
+    run = train('--config', 'configs/cifar10-resnet18.yaml',
+                f'data_module.args.root_dir={cifar10_root}', 'data_module.args.val_size=16',
+                *SHRINK)
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert len(events.Scalars('val/acc')) == 2
+    assert (run / 'ckpt' / 'last.ckpt').is_file()

@@ -1,0 +1,82 @@
+"""The GAN wrapper, the DCGAN models and the adversarial losses."""
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import losses
+import models
+import utils
+from conftest import ENTRYPOINTS, SHRINK, scalars, tree
+
+GAN = ['--config', 'configs/digits-dcgan.yaml', *SHRINK]
+
+
+@pytest.mark.parametrize('size', [8, 16, 32])
+def test_dcgan_models_meet_at_every_image_size(size):
+    g = models.make({'name': 'dcgan_generator', 'args': {'latent_dim': 16, 'out_channels': 3,
+                                                         'image_size': size, 'width': 8}})
+    d = models.make({'name': 'dcgan_discriminator', 'args': {'in_channels': 3,
+                                                             'image_size': size, 'width': 8}})
+    images = g(torch.randn(5, 16))
+    assert images.shape == (5, 3, size, size)
+    assert images.abs().max() <= 1  # tanh: the range the data is normalised to
+    logits = d(images)
+    assert logits.shape == (5,)
+    logits.mean().backward()
+    assert all(p.grad is not None for p in g.parameters())
+
+
+def test_dcgan_image_size_must_be_a_power_of_two():
+    with pytest.raises(utils.ConfigError, match=r'args.image_size: must be a power of two >= 8, '
+                                                r'but got 24'):
+        models.make({'name': 'dcgan_generator', 'args': {'image_size': 24}})
+
+
+@pytest.mark.parametrize('name', losses.list('gan_*'))
+def test_gan_losses_reward_the_right_player(name):
+    loss = losses.make(name)
+    confident, fooled = torch.full((8,), 3.0), torch.full((8,), -3.0)
+    # the discriminator's loss is low when it scores real high and fake low, high otherwise
+    assert loss.d_loss(real=confident, fake=fooled) < loss.d_loss(real=fooled, fake=confident)
+    # the generator's loss is low when its fakes score high
+    assert loss.g_loss(fake=confident) < loss.g_loss(fake=fooled)
+
+
+def test_digits_dcgan_trains_and_logs_sample_grids(train):
+    run = train(*GAN)
+    events = EventAccumulator(str(run), size_guidance={'images': 0})
+    events.Reload()
+    grids = events.Images('samples')
+    assert [g.step for g in grids] == [1, 2]  # one grid per epoch
+    assert grids[0].width == grids[0].height > 16  # 64 samples of 16x16 in an 8x8 grid
+    assert len(scalars(run, 'train/g_loss')) == len(scalars(run, 'train/d_loss')) == 8
+    png = Image.open(run / 'samples' / 'epoch=002.png')
+    assert png.size == (grids[-1].width, grids[-1].height)
+    assert (run / 'ckpt' / 'last.ckpt').is_file()
+    assert 'epoch 2/2' in (run / 'log.txt').read_text()
+
+
+def test_both_players_learn_and_a_resumed_gan_ends_where_an_uninterrupted_one_does(train):
+    whole = train(*GAN, name='whole')
+    halves = train(*GAN, 'trainer_params.max_epochs=1', name='halves')
+    first = torch.load(halves / 'ckpt' / 'last.ckpt', weights_only=True)['state_dict']
+    train('--resume', str(halves), 'trainer_params.max_epochs=2')
+    second = torch.load(halves / 'ckpt' / 'last.ckpt', weights_only=True)['state_dict']
+    for part in ('generator.', 'discriminator.'):
+        changed = [k for k in first if k.startswith(part) and not torch.equal(first[k], second[k])]
+        assert len(changed) > 4, f'{part} did not train in epoch 2'
+    expected = torch.load(whole / 'ckpt' / 'last.ckpt', weights_only=True)['state_dict']
+    assert all(torch.equal(second[k], expected[k]) for k in expected)
+    assert sorted(p.name for p in (halves / 'samples').glob('*.png')) == \
+        ['epoch=001.png', 'epoch=002.png']
+
+
+def test_train_py_refuses_the_gan_and_points_at_train_pl(save_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS['train.py'], [*GAN, '--save-dir', str(save_dir)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: configs/digits-dcgan.yaml: train_wrapper.name: train.py trains the 'base' "
+        "wrapper only, but got 'gan'; run this config with train_pl.py")
+    assert tree(save_dir) == {}

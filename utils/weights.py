@@ -1,0 +1,131 @@
+"""Weights from earlier runs: which checkpoint a run folder means, loading it with
+`weights_only=True` (tensors and plain containers only, never code), and fitting its state
+dict into a model whose keys may sit under another wrapper's prefix.
+
+    model_spec: {name: mlp, args: {...}, init_from: save/NAME}   # or a path to a .ckpt
+
+A checkpoint of either entrypoint is Lightning-shaped: {'state_dict': {'model.net.1.weight':
+...}, 'epoch', 'global_step', ...}; train_pl.py keeps ModelCheckpoint's state (best_model_path)
+in 'callbacks', train.py its own in 'checkpoints' (best_path).
+"""
+import copy
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError
+from .run import is_rank_zero
+
+
+def load_checkpoint(path, what=None):
+    """The checkpoint at `path` as a dict with a 'state_dict', or a one-line ConfigError that
+    starts with `what` (the flag that named it). A bare state dict ({name: tensor}, as
+    torch.save(model.state_dict()) writes) is taken as {'state_dict': it}."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(_said(what, f'no checkpoint file at {path}'))
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # not a torch file, truncated, or pickled objects beyond tensors
+        raise ConfigError(_said(what, f'cannot load {path} ({_reason(e)})')) from None
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor)
+                                                 for v in state.values()):
+        state = {'state_dict': state}
+    if not isinstance(state, dict) or not isinstance(state.get('state_dict'), dict):
+        raise ConfigError(_said(what, f'cannot load {path} (it has no state_dict: not a '
+                                      'training checkpoint)'))
+    return state
+
+
+def _said(what, message):
+    return f'{what}: {message}' if what else message
+
+
+def _reason(error):
+    text = str(error)
+    refused = re.search(r'Unsupported global: GLOBAL (\S+)', text)
+    if refused:
+        return f'it holds a {refused.group(1)}, which loading with weights_only=True refuses'
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if 'Weights only load failed' in text:  # torch's advice first, the cause last
+        lines = [line for line in lines if not line.startswith('Check the documentation')]
+        return f'not a torch checkpoint: {lines[-1]}' if lines else 'not a torch checkpoint'
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def find_checkpoint(target, what=None):
+    """A run folder -> its ckpt/last.ckpt; a file -> itself."""
+    path = Path(target)
+    if path.is_dir():
+        if not (path / 'ckpt' / 'last.ckpt').is_file():
+            raise ConfigError(_said(what, f'no checkpoint at {path / "ckpt" / "last.ckpt"}'))
+        return path / 'ckpt' / 'last.ckpt'
+    if not path.is_file():
+        raise ConfigError(_said(what, f'no such run folder or checkpoint file: {target}'))
+    return path
+
+
+def best_checkpoint(state, run_dir, monitor):
+    """The best checkpoint by `monitor` that the run recorded in `state` (its last.ckpt), or
+    None. Recorded paths are as the run saw them (maybe relative to another working directory,
+    or before the folder moved), so the file is looked up in the run's own ckpt/."""
+    best = (state.get('checkpoints') or {}).get('best_path')  # train.py
+    for key, callback in (state.get('callbacks') or {}).items():  # train_pl.py
+        if key.startswith('ModelCheckpoint') and callback.get('monitor') == monitor:
+            best = callback.get('best_model_path') or best
+    return Path(run_dir) / 'ckpt' / Path(best).name if best else None
+
+
+def without_init_from(spec):
+    """A deep copy of a config section with every `init_from` removed: for rebuilding a model
+    whose weights come from its own checkpoint (the run it started from may be gone)."""
+    if isinstance(spec, dict):
+        return {k: without_init_from(v) for k, v in spec.items() if k != 'init_from'}
+    if isinstance(spec, list):
+        return [without_init_from(v) for v in spec]
+    return copy.deepcopy(spec)
+
+
+def init_from(model, target):
+    """Load the weights of `target` (a run folder or a .ckpt) into `model`, where they fit.
+    The checkpoint's keys carry its wrapper's prefix ('model.' in BaseWrapper, 'generator.' in
+    a GAN wrapper...): the prefix among its first key parts that matches the model best is
+    dropped. Missing and unexpected keys are a warning, a shape mismatch an error."""
+    path = find_checkpoint(target)
+    state_dict = load_checkpoint(path)['state_dict']
+    own = model.state_dict()
+    prefix = best_prefix(state_dict, own)
+    found = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    matching = [k for k in found if k in own]
+    if not matching:
+        raise ConfigError(f'no weights in {path} fit {type(model).__name__} (its keys: '
+                          f'{_names(list(own))}; the checkpoint\'s: {_names(list(state_dict))})')
+    for k in matching:
+        if found[k].shape != own[k].shape:
+            raise ConfigError(f'{path}: {prefix}{k} has shape {list(found[k].shape)}, but the '
+                              f'model\'s {k} has shape {list(own[k].shape)}')
+    missing, unexpected = model.load_state_dict(found, strict=False)
+    if (missing or unexpected) and is_rank_zero():
+        print(f'warning: init_from {path}: loaded {len(matching)} of {len(own)} tensors of '
+              f'{type(model).__name__}; {len(missing)} missing ({_names(missing)}), '
+              f'{len(unexpected)} unexpected ({_names(unexpected)})', file=sys.stderr)
+    return model
+
+
+def best_prefix(state_dict, own):
+    """'' or 'part.' (a first key part of the checkpoint) under which the most checkpoint
+    tensors have a name and shape of the model's (then: the most names); the first on a tie."""
+    candidates = [''] + list(dict.fromkeys(k.split('.')[0] + '.' for k in state_dict if '.' in k))
+
+    def fits(prefix):
+        names = [(k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix)
+                 and k[len(prefix):] in own]
+        return sum(v.shape == own[k].shape for k, v in names), len(names)
+    return max(candidates, key=fits)
+
+
+def _names(keys, shown=3):
+    keys = list(keys)
+    return ', '.join(keys[:shown]) + (', ...' if len(keys) > shown else '') if keys else 'none'
