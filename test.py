@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch.utils.data import DataLoader, TensorDataset
 
 import datasets
@@ -71,19 +72,21 @@ def open_run(target):
 def choose_checkpoint(run_dir, cfg, word):
     """--ckpt last, best or a file (also a file name inside the run's ckpt/) -> its path."""
     monitor = (cfg.get('checkpoint') or {}).get('monitor')
+    flag = f'--ckpt {word}' if word else f'--run {run_dir}'
     word = word or ('best' if monitor else 'last')
     last = run_dir / 'ckpt' / 'last.ckpt'
     if word in ('last', 'best') and not last.is_file():
-        raise utils.ConfigError(f'--ckpt {word}: no checkpoint at {last}')
+        raise utils.ConfigError(f'{flag}: no checkpoint at {last}')
     if word == 'last':
         return last
     if word == 'best':
         if not monitor:
-            raise utils.ConfigError(f'--ckpt best: {run_dir} monitored no metric (its '
-                                    'checkpoint: section has no monitor); use --ckpt last')
-        best = utils.best_checkpoint(utils.load_checkpoint(last, '--ckpt best'), run_dir, monitor)
+            raise utils.ConfigError(f'{flag}: {run_dir} monitored no metric (its checkpoint: '
+                                    'section has no monitor), so it has no best checkpoint; use '
+                                    '--ckpt last')
+        best = utils.best_checkpoint(utils.load_checkpoint(last, flag), run_dir, monitor)
         if best is None or not best.is_file():
-            raise utils.ConfigError(f'--ckpt best: {run_dir} has no best checkpoint by {monitor} '
+            raise utils.ConfigError(f'{flag}: {run_dir} has no best checkpoint by {monitor} '
                                     f'({best or "none recorded"}); use --ckpt last')
         return best
     for path in (Path(word), run_dir / 'ckpt' / word):
@@ -104,9 +107,9 @@ def build(cfg, config_path, step):
             # init_from is how training started; the checkpoint's weights replace it anyway,
             # and the run it names may be gone.
             wrapper = models.wrappers.make(utils.without_init_from(cfg['train_wrapper']))
-            if getattr(type(wrapper), step) is getattr(pl.LightningModule, step):
+            if not is_overridden(step, wrapper):
                 raise utils.ConfigError(f"the {cfg['train_wrapper']['name']!r} wrapper has no "
-                                        f'{step} of its own, so test.py cannot use it for this',
+                                        f'{step} of its own: nothing for test.py to run',
                                         key='name')
     return data, wrapper
 
@@ -154,9 +157,11 @@ def read_inputs(target, data):
             try:
                 with Image.open(file) as image:
                     inputs.append(pipeline(image))
-            except OSError as e:
-                raise utils.ConfigError(f'--predict {target}: cannot read {file.name} '
-                                        f'({e})') from None
+            except (OSError, TypeError, ValueError, RuntimeError) as e:  # unreadable, or the
+                # transforms refuse it (3-channel Normalize on a grayscale image)
+                raise utils.ConfigError(f'--predict {target}: cannot read or transform '
+                                        f'{file.name} ({type(e).__name__}: '
+                                        f'{(str(e).splitlines() or [""])[0]})') from None
         shapes = {tuple(x.shape) for x in inputs}
         if len(shapes) > 1:
             raise utils.ConfigError(f'--predict {target}: the images differ in shape after the '
@@ -184,10 +189,14 @@ def evaluate(trainer, wrapper, data, cfg, split):
     return {k: float(v) for k, v in sorted(results[0].items())}
 
 
-def predict(trainer, wrapper, x, batch_size):
-    batches = trainer.predict(wrapper, dataloaders=DataLoader(TensorDataset(x),
-                                                              batch_size=batch_size))
-    return torch.cat(batches).float()
+def predict(trainer, wrapper, x, batch_size, target):
+    loader = DataLoader(TensorDataset(x), batch_size=batch_size)
+    try:
+        return torch.cat(trainer.predict(wrapper, dataloaders=loader)).float()
+    except RuntimeError as e:  # inputs of another shape than the model takes
+        raise utils.ConfigError(f'--predict {target}: the model does not take inputs '
+                                f'{utils.describe(x)} ({(str(e).splitlines() or [""])[0]})') \
+            from None
 
 
 def write_predictions(path, names, probs):
@@ -218,7 +227,8 @@ def main(argv):
 
     if args.predict:
         names, x = read_inputs(args.predict, data)
-        probs = predict(trainer, wrapper, x, data.loader_settings['test']['batch_size'])
+        probs = predict(trainer, wrapper, x, data.loader_settings['test']['batch_size'],
+                        args.predict)
         out = Path(args.out or run_dir / 'eval' / 'predictions.csv')
         write_predictions(out, names, probs)
         print(f'{where}: {len(names)} predictions written to {out}')

@@ -95,9 +95,11 @@ def make_trainer(run, callback_list, save):
 
 
 def check(wrapper, data, trainer, run):
-    """--check: one train and one val batch through Lightning (fast_dev_run), then a summary."""
-    batches = {'train': next(iter(data.train_dataloader())),
-               'val': next(iter(data.val_dataloader()))}
+    """--check: one train and one val batch (if the wrapper validates) through Lightning
+    (fast_dev_run), then a summary."""
+    batches = {'train': next(iter(data.train_dataloader()))}
+    if is_overridden('validation_step', wrapper) and len(data.splits['val']):
+        batches['val'] = next(iter(data.val_dataloader()))
     trainer.fit(wrapper, datamodule=LightningData(data, run.cfg['seed']))
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}

@@ -43,9 +43,9 @@ def figure(x, y, predicted):
     for ax, image, true, pred in zip(axes.flat, x.float().cpu(), y.tolist(), predicted.tolist()):
         image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-8)
         if image.shape[0] == 1:
-            ax.imshow(image[0], cmap='gray')
+            ax.imshow(image[0].numpy(), cmap='gray')
         else:
-            ax.imshow(image[:3].permute(1, 2, 0))
+            ax.imshow(image[:3].permute(1, 2, 0).numpy())
         ax.set_title(f'{pred} ({true})', color='black' if pred == true else 'red', fontsize=9)
     fig.suptitle('predicted (true)', fontsize=10)
     fig.tight_layout()

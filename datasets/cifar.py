@@ -3,7 +3,7 @@ batches that cifar-10-python.tar.gz and cifar-100-python.tar.gz extract to)."""
 from torchvision import datasets as tv
 
 import datasets
-from datasets.mnist import TorchvisionFiles, normalised
+from datasets.base import TorchvisionFiles, normalised
 
 
 class FilesCheckedToExist:

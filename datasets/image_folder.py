@@ -5,8 +5,7 @@ from torchvision import datasets as tv
 
 import datasets
 import utils
-from datasets.base import SPLITS, DataModule
-from datasets.mnist import hold_out
+from datasets.base import SPLITS, DataModule, hold_out
 
 IMAGENET = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
 

@@ -122,7 +122,7 @@ def test_normalised_with_the_datasets_statistics_unless_the_config_says_otherwis
      'put the uncompressed IDX files there'),
     ('cifar10', 'cifar-10-batches-py', 'test_batch', 'extract cifar-10-python.tar.gz into {root}'),
     ('cifar100', 'cifar-100-python', 'meta', 'extract cifar-100-python.tar.gz into {root}'),
-])
+], ids=['mnist', 'fashion_mnist', 'cifar10', 'cifar100'])
 def test_a_missing_file_is_named_with_where_it_goes(name, folder, missing, fix, request):
     root = request.getfixturevalue(f'{name}_root')
     (root / folder / missing).unlink()

@@ -4,7 +4,6 @@ import pytest
 
 import torch
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import SHRINK, scalars, tree
 from models.base import BaseWrapper

@@ -323,5 +323,6 @@ def check_report(module, device, batches, losses, parts):
     lines += [f'{split} batch: {describe(batch)}' for split, batch in batches.items()]
     lines += [f'{name}: {value}' for name, value in parts.items()]
     lines.append('losses: ' + '  '.join(f'{k} {v:.4g}' for k, v in losses.items()))
-    lines.append('check passed: one train and one val batch ran; nothing was written')
+    ran = ' and '.join(f'one {split}' for split in batches)
+    lines.append(f'check passed: {ran} batch ran; nothing was written')
     print('\n'.join(lines))

@@ -1,0 +1,78 @@
+"""Callbacks from the config's `callbacks:` list, in both entrypoints."""
+import csv
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from conftest import ENTRYPOINTS, SHRINK, scalars
+
+DIGITS = ['--config', 'configs/digits.yaml', *SHRINK]
+# val/acc must beat its best by 1.0 to count as better: it never does after epoch 1
+NEVER_BETTER = ('{name: early_stopping, args: {monitor: val/acc, mode: max, patience: 2, '
+                'min_delta: 1.0}}')
+
+
+def read_csv(path):
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_early_stopping_stops_the_run(train, script):
+    run = train(*DIGITS, 'trainer_params.max_epochs=6',
+                f'+callbacks=[{NEVER_BETTER}, {{name: metrics_csv}}]', script=script)
+    # epoch 1 sets the best, epochs 2 and 3 do not beat it: patience 2 is used up
+    assert [r['epoch'] for r in read_csv(run / 'metrics.csv')] == ['1', '2', '3']
+    assert 'epoch 3/6' in (run / 'log.txt').read_text()
+    assert 'epoch 4/6' not in (run / 'log.txt').read_text()
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_metrics_csv_has_a_row_per_epoch_with_what_tensorboard_has(train, script):
+    run = train(*DIGITS, 'trainer_params.max_epochs=3', '+callbacks=[{name: metrics_csv}]',
+                script=script)
+    rows = read_csv(run / 'metrics.csv')
+    assert [(r['epoch'], r['step']) for r in rows] == [('1', '4'), ('2', '8'), ('3', '12')]
+    assert [round(float(r['val/acc']), 6) for r in rows] == \
+        [round(v, 6) for _, v in scalars(run, 'val/acc')]
+    assert [float(r['train/loss']) for r in rows] == pytest.approx(
+        [v for step, v in scalars(run, 'train/loss') if (step + 1) % 4 == 0], abs=1e-6)
+    assert rows[-1]['test/acc'] and not rows[0]['test/acc']  # test joins the last row
+    assert float(rows[-1]['test/acc']) == pytest.approx(scalars(run, 'test/acc')[-1][1])
+
+
+def test_metrics_csv_keeps_one_row_per_epoch_across_a_resume(train):
+    run = train(*DIGITS, '+callbacks=[{name: metrics_csv}]')
+    train('--resume', str(run), 'trainer_params.max_epochs=3')
+    assert [r['epoch'] for r in read_csv(run / 'metrics.csv')] == ['1', '2', '3']
+
+
+def test_lightning_callbacks_by_short_name_and_dotted_path(train):
+    run = train(*DIGITS, '+callbacks=[{name: lr_monitor}, {name: image_logger, args: {n: 6}}, '
+                '{name: pytorch_lightning.callbacks.EarlyStopping, args: {monitor: val/loss}}]')
+    events = EventAccumulator(str(run), size_guidance={'images': 0})
+    events.Reload()
+    assert len(scalars(run, 'lr-Adam')) >= 2  # the learning rate, from lr_monitor
+    figures = events.Images('val/predictions')  # image_logger: one figure per validation
+    assert [f.step for f in figures] == [4, 8] and figures[0].width > 100
+
+
+def test_train_py_names_the_callbacks_it_leaves_to_lightning(train, capsys):
+    train(*DIGITS, '+callbacks=[{name: lr_monitor}, {name: metrics_csv}]', script='train.py')
+    assert 'warning: train.py ignores callbacks lr_monitor (train_pl.py runs them)' in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_the_config_shows_in_tensorboards_hparams_view(train, script):
+    run = train(*DIGITS, 'train_wrapper.args.optim_spec.args.lr=0.003', script=script)
+    events = EventAccumulator(str(run))
+    events.Reload()
+    content = events.PluginTagToContent('hparams')
+    start = plugin_data_pb2.HParamsPluginData.FromString(content['_hparams_/session_start_info'])
+    assert start.session_start_info.hparams['train_wrapper.args.optim_spec.args.lr'] \
+        .number_value == 0.003
+    assert start.session_start_info.hparams['data_module.name'].string_value == 'digits'
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content['_hparams_/experiment'])
+    assert {m.name.tag for m in experiment.experiment.metric_infos} >= {'val/acc', 'val/loss'}
