@@ -126,8 +126,6 @@ def load_weights(wrapper, state, ckpt, config_path):
 
 def make_trainer(cfg, gpus):
     params = {k: v for k, v in (cfg.get('trainer_params') or {}).items() if k in EVAL_PARAMS}
-    if len(gpus) > 1:
-        raise utils.ConfigError(f"--gpu takes one GPU, but got {','.join(map(str, gpus))}")
     device = {'accelerator': 'gpu', 'devices': gpus} if gpus else \
         {'accelerator': 'cpu', 'devices': 1}
     try:
@@ -150,8 +148,8 @@ def read_inputs(target, data):
         from PIL import Image
 
         from datasets import transforms
-        pipeline = transforms.compose([transforms.to_tensor(), data.transforms.get('test')]
-                                      if data.transforms.get('test') else [transforms.to_tensor()])
+        steps = [transforms.to_tensor(), data.transforms.get('test')]  # None: no test transforms
+        pipeline = transforms.compose([step for step in steps if step])
         inputs = []
         for file in files:
             try:
@@ -162,11 +160,11 @@ def read_inputs(target, data):
                 raise utils.ConfigError(f'--predict {target}: cannot read or transform '
                                         f'{file.name} ({type(e).__name__}: '
                                         f'{(str(e).splitlines() or [""])[0]})') from None
-        shapes = {tuple(x.shape) for x in inputs}
+        shapes = sorted({tuple(x.shape) for x in inputs})
         if len(shapes) > 1:
             raise utils.ConfigError(f'--predict {target}: the images differ in shape after the '
-                                    f'transforms ({", ".join(str(list(s)) for s in sorted(shapes))});'
-                                    ' give the run\'s test transforms a Resize')
+                                    f"transforms ({', '.join(str(list(s)) for s in shapes)}); "
+                                    "give the run's test transforms a Resize")
         return [file.name for file in files], torch.stack(inputs)
     if path.suffix != '.pt':
         raise utils.ConfigError(f'--predict {target}: no such folder of images or .pt file')
@@ -212,10 +210,14 @@ def write_predictions(path, names, probs):
 
 def main(argv):
     args = parser().parse_args(argv)
+    if args.out and not args.predict:
+        raise utils.ConfigError('--out names the predictions CSV: it goes with --predict')
+    gpus = utils.parse_gpus(args.gpu)
+    if len(gpus) > 1:
+        raise utils.ConfigError(f'--gpu takes one GPU, but got {args.gpu}')
     run_dir, config_path, cfg = open_run(args.run)
     ckpt = choose_checkpoint(run_dir, cfg, args.ckpt)
-    state = utils.load_checkpoint(ckpt, f'--ckpt {args.ckpt}' if args.ckpt else f'--run {args.run}')
-    gpus = utils.parse_gpus(args.gpu)
+    state = utils.load_checkpoint(ckpt, f'--ckpt {args.ckpt}' if args.ckpt else f'--run {run_dir}')
     pl.seed_everything(cfg['seed'], verbose=False)
 
     # Everything is built and checked before anything is written.

@@ -295,7 +295,8 @@ def main(argv):
                 if key not in wrapper_args:
                     raise utils.ConfigError('is required', key=key)
             with utils.at_key('model_spec'):
-                model = models.make(wrapper_args['model_spec']).to(device)
+                spec = wrapper_args['model_spec']  # on resume, the weights are in the checkpoint
+                model = models.make(utils.without_init_from(spec) if run.ckpt else spec).to(device)
             with utils.at_key('loss_spec'):
                 loss_fn = losses.make(wrapper_args['loss_spec'])
             with utils.at_key('optim_spec'):

@@ -6,6 +6,7 @@
 The run lives in save/NAME/: config.yaml, src/, ckpt/, TensorBoard events and log.txt.
 """
 import sys
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -21,6 +22,10 @@ import models
 import utils
 from callbacks.run_state import Interrupted
 from datasets.lightning import LightningData
+
+# Lightning's own code calls a torch API that torch deprecated, once per run: nothing a user
+# can act on.
+warnings.filterwarnings('ignore', message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
 
 
 def make_callbacks(cfg, run, save):
@@ -123,7 +128,9 @@ def main(argv):
         with utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
         with utils.at_key('train_wrapper'):
-            wrapper = models.wrappers.make(cfg['train_wrapper'])
+            # a resumed run's weights come from its checkpoint: no `init_from` (that run may be gone)
+            wrapper = models.wrappers.make(utils.without_init_from(cfg['train_wrapper'])
+                                           if run.ckpt else cfg['train_wrapper'])
             with utils.at_key('args'):
                 wrapper.configure_optimizers()  # a dry run: bad optimizer names fail now
         callback_list = make_callbacks(cfg, run, save)

@@ -4,6 +4,7 @@
   resume right before the first batch, so the random stream continues where it stopped;
 - SIGTERM, SIGUSR1 (what SLURM and cloud schedulers send before a kill) and SIGINT (Ctrl-C)
   save last.ckpt at the next step boundary, on every rank together, then stop the run;
+- last.ckpt is written at the end of every epoch, improving or not;
 - a NaN or Inf loss stops the run before its backward pass (`nan_policy: stop`), keeping the
   last good checkpoint; with `nan_policy: skip` BaseWrapper skips the batch instead.
 """
@@ -41,7 +42,7 @@ class RunState(pl.Callback):
             raise utils.ConfigError(f"must be 'stop' or 'skip', but got {nan_policy!r}",
                                     key='nan_policy')
         self.last_path, self.nan_policy = last_path, nan_policy
-        self.signum, self.pending_rng, self.previous = 0, None, {}
+        self.signum, self.pending_rng, self.previous, self.saved_step = 0, None, {}, None
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         rngs = [utils.rng_state()]
@@ -79,6 +80,23 @@ class RunState(pl.Callback):
             if self.last_path:
                 trainer.save_checkpoint(self.last_path)
             raise Interrupted(signum)
+
+    # last.ckpt at the end of every epoch. Lightning 2.6's ModelCheckpoint rewrites it only in
+    # epochs that save a top-k file, so a run whose metric stopped improving would resume from
+    # (and test.py --ckpt last would read) its best epoch. Saved where ModelCheckpoint saves:
+    # after validation, or at the epoch's end when none ran; ModelCheckpoint runs after this
+    # and rewrites the file, with its own state updated, when it saves.
+    def save_last(self, trainer):
+        if self.last_path and trainer.state.fn == 'fit' and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.last_path)
+            self.saved_step = trainer.global_step
+
+    def on_validation_end(self, trainer, pl_module):
+        self.save_last(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.saved_step != trainer.global_step:
+            self.save_last(trainer)
 
     def restore_signals(self):
         for s, handler in self.previous.items():

@@ -95,7 +95,9 @@ class GANWrapper(pl.LightningModule):
         self.logger.experiment.add_image('samples', grid, self.current_epoch + 1)
         path = Path(self.logger.log_dir) / 'samples' / f'epoch={self.current_epoch + 1:03d}.png'
         path.parent.mkdir(exist_ok=True)
-        torchvision.utils.save_image(grid, path)
+        scale = -(-512 // grid.shape[-1])  # small images enlarged to >= 512 px, pixels sharp
+        torchvision.utils.save_image(
+            grid.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2), path)
 
     def configure_optimizers(self):
         with utils.at_key('g_optim_spec'):

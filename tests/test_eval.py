@@ -19,8 +19,8 @@ from conftest import ENTRYPOINTS, ROOT, SHRINK, run_command, scalars, tree
 # evaluates was rebuilt from its own config.yaml. lr 0.1 without the cosine: val/acc peaks at
 # epoch 4 of 5, so --ckpt best and --ckpt last differ.
 ARGS = ['--config', 'configs/digits.yaml', *SHRINK, 'trainer_params.max_epochs=5',
-        'train_wrapper.args.model_spec.args.hidden=[32]', 'train_wrapper.args.optim_spec.args.lr=0.1',
-        '~train_wrapper.args.sched_spec']
+        'train_wrapper.args.model_spec.args.hidden=[32]',
+        'train_wrapper.args.optim_spec.args.lr=0.1', '~train_wrapper.args.sched_spec']
 NAMES = {'train_pl.py': 'lightning', 'train.py': 'plain'}
 
 
@@ -41,14 +41,7 @@ def report(run, split):
     return json.loads((run / 'eval' / f'{split}.json').read_text())
 
 
-# Lightning 2.6's ModelCheckpoint(save_last=True) writes last.ckpt only when it also saves a
-# top-k checkpoint: after an epoch that did not improve the monitored metric, train_pl.py's
-# last.ckpt is still the best epoch's. train_pl.py must save last.ckpt itself; then this passes.
-STALE_LAST = pytest.mark.xfail(strict=True, reason='train_pl.py: last.ckpt lags behind the last '
-                               'epoch when it did not improve (Lightning 2.6 save_last)')
-
-
-@pytest.mark.parametrize('script', [pytest.param('train_pl.py', marks=STALE_LAST), 'train.py'])
+@pytest.mark.parametrize('script', NAMES)
 def test_last_checkpoint_gives_the_last_logged_validation(runs, script, capsys):
     run = runs[script]
     evaluate('--run', run, '--ckpt', 'last', '--split', 'val')
@@ -210,6 +203,8 @@ ERRORS = [
      r'^error: --predict {save}/ints.pt: must hold a float tensor N x C x H x W, but got '
      r'int64\[3\]$'),
     ('gpu missing', [*RUN, '--gpu', '0'], r'^error: --gpu 0: this machine has no CUDA GPU'),
+    ('out without predict', [*RUN, '--out', '{save}/p.csv'],
+     r'^error: --out names the predictions CSV: it goes with --predict$'),
 ]
 
 

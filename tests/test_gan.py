@@ -52,7 +52,7 @@ def test_digits_dcgan_trains_and_logs_sample_grids(train):
     assert grids[0].width == grids[0].height > 16  # 64 samples of 16x16 in an 8x8 grid
     assert len(scalars(run, 'train/g_loss')) == len(scalars(run, 'train/d_loss')) == 8
     png = Image.open(run / 'samples' / 'epoch=002.png')
-    assert png.size == (grids[-1].width, grids[-1].height)
+    assert png.size[0] >= 512 and png.size[0] % grids[-1].width == 0  # enlarged to be seen
     assert (run / 'ckpt' / 'last.ckpt').is_file()
     assert 'epoch 2/2' in (run / 'log.txt').read_text()
 

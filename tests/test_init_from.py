@@ -1,6 +1,7 @@
 """`init_from` in a model spec: a run starts from the weights of an earlier one, whichever
 entrypoint trained either of them."""
 import re
+import shutil
 
 import pytest
 import torch
@@ -47,6 +48,15 @@ def test_second_run_starts_from_the_first_runs_final_weights(train, first, secon
                            weights(old / 'ckpt' / 'last.ckpt')['net.1.weight'])
 
 
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_a_resumed_run_needs_not_the_run_it_started_from(train, script):
+    old = train(*DIGITS, *SHRINK, name='old', script=script)
+    new = train(*DIGITS, *SHRINK, f'{INIT}={old}', name='new', script=script)
+    shutil.rmtree(old)  # its weights are in new's checkpoints by now
+    train('--resume', str(new), 'trainer_params.max_epochs=3', script=script)
+    assert 'epoch 3/3' in (new / 'log.txt').read_text()
+
+
 def test_init_from_a_checkpoint_file(train):
     old = train(*DIGITS, *SHRINK)
     best = next(p for p in (old / 'ckpt').iterdir() if p.name.startswith('epoch='))
@@ -78,7 +88,8 @@ def test_partial_match_loads_what_fits_and_warns_once(train, capsys):
 
 
 def test_the_wrapper_prefix_that_fits_is_chosen(tmp_path, capsys):
-    """A GAN wrapper's checkpoint holds generator.* and discriminator.*: each model finds its own."""
+    """A GAN wrapper's checkpoint holds generator.* and discriminator.*: each model finds its
+    own."""
     small = models.make({'name': 'mlp', 'args': {'hidden': [8]}})
     large = models.make({'name': 'mlp', 'args': {'hidden': [16]}})
     state = {**{f'generator.{k}': v for k, v in small.state_dict().items()},
@@ -124,8 +135,9 @@ def save(tmp_path_factory):
     """A finished run `old` (hidden [32]), a run folder without checkpoints, a file that is not
     a checkpoint and one that pickles more than tensors."""
     save = tmp_path_factory.mktemp('init') / 'save'
-    utils.run_cli(ENTRYPOINTS['train.py'], [*DIGITS, *SHRINK, '--save-dir', str(save), '--name',
-                                            'old', 'train_wrapper.args.model_spec.args.hidden=[32]'])
+    utils.run_cli(ENTRYPOINTS['train.py'], [*DIGITS, *SHRINK, '--save-dir', str(save),
+                                            '--name', 'old',
+                                            'train_wrapper.args.model_spec.args.hidden=[32]'])
     (save / 'nockpt').mkdir()
     (save / 'junk.ckpt').write_text('not a checkpoint')
     torch.save({'state_dict': {}, 'where': save}, save / 'unsafe.ckpt')
