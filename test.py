@@ -30,6 +30,8 @@ import models
 import utils
 from datasets.lightning import LightningData
 
+utils.hide_upstream_warnings()
+
 # The trainer_params that change what an evaluation computes; the rest are about training.
 EVAL_PARAMS = ('precision', 'limit_val_batches', 'limit_test_batches', 'deterministic')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')

@@ -6,7 +6,6 @@
 The run lives in save/NAME/: config.yaml, src/, ckpt/, TensorBoard events and log.txt.
 """
 import sys
-import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -23,9 +22,7 @@ import utils
 from callbacks.run_state import Interrupted
 from datasets.lightning import LightningData
 
-# Lightning's own code calls a torch API that torch deprecated, once per run: nothing a user
-# can act on.
-warnings.filterwarnings('ignore', message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
+utils.hide_upstream_warnings()
 
 
 def make_callbacks(cfg, run, save):

@@ -23,8 +23,8 @@ from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
 from .seed import rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, atomic_save, check_checkpoint, check_name, check_report, describe,
-                  eta_line, find_resume, flat_config, format_duration, is_rank_zero,
-                  metrics_csv_path, parse_gpus, parser, record_metrics, snapshot_code, start,
-                  write_hparams)
+                  eta_line, find_resume, flat_config, format_duration, hide_upstream_warnings,
+                  is_rank_zero, metrics_csv_path, parse_gpus, parser, record_metrics,
+                  snapshot_code, start, write_hparams)
 from .weights import (best_checkpoint, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)

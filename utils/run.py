@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -186,6 +187,12 @@ class Run:
     def log(self, line):
         with open(self.dir / 'log.txt', 'a') as f:
             f.write(line + '\n')
+
+
+def hide_upstream_warnings():
+    """Warnings that libraries raise about each other's code, once per run: nothing a user can
+    act on (Lightning calls a torch API that torch deprecated)."""
+    warnings.filterwarnings('ignore', message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
 
 
 def metrics_csv_path(run_dir):
