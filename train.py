@@ -74,12 +74,18 @@ class EarlyStopping:
     `min_delta` for `patience` validations in a row."""
 
     def __init__(self, monitor, mode='min', patience=3, min_delta=0.0):
+        if mode not in ('min', 'max'):
+            raise utils.ConfigError(f"must be 'min' or 'max', but got {mode!r}", key='args.mode')
         self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
         self.sign = 1 if mode == 'min' else -1  # compare signed values: lower is better
         self.best, self.wait = float('inf'), 0
 
     def should_stop(self, metrics):
         if self.monitor not in metrics:
+            if 'val/loss' in metrics:  # a validation ran without it: a typo, as Lightning says
+                raise utils.TrainingStopped(
+                    f"early_stopping monitors '{self.monitor}', which this run does not log "
+                    f"(it logs {', '.join(sorted(metrics))})")
             return False
         value = self.sign * metrics[self.monitor]
         if value < self.best - self.min_delta:
@@ -95,24 +101,35 @@ class EarlyStopping:
         self.best, self.wait = state['best'], state['wait']
 
 
+LOOP_CALLBACKS = ('eta', 'metrics_csv', 'early_stopping')
+
+
 def loop_callbacks(specs, master):
     """What train.py does of the `callbacks:` list: `eta` is always on, `metrics_csv` writes
     metrics.csv and `early_stopping` stops the run (monitor, mode, patience, min_delta); the
     others are Lightning's business, named in one warning."""
     names, stopper, ignored = set(), None, []
     for i, spec in enumerate(specs or []):
-        name = spec.get('name') if isinstance(spec, dict) else spec
-        names.add(name)
-        if name == 'early_stopping':
-            args = dict(spec.get('args') or {})
-            known = {k: args.pop(k) for k in ('monitor', 'mode', 'patience', 'min_delta')
-                     if k in args}
-            with utils.at_key(f'callbacks.{i}'):
+        spec = {'name': spec} if isinstance(spec, str) else spec
+        name = spec.get('name') if isinstance(spec, dict) else None
+        with utils.at_key(f'callbacks.{i}'):
+            if not isinstance(name, str):
+                raise utils.ConfigError(f'must be a callbacks spec {{name: ..., args: {{...}}}}, '
+                                        f'but got {spec!r}')
+            typo = difflib.get_close_matches(name, LOOP_CALLBACKS, n=1, cutoff=0.85)
+            if name not in LOOP_CALLBACKS and typo:  # would train on without it, silently
+                raise utils.ConfigError(f"unknown callback '{name}'; did you mean '{typo[0]}'?",
+                                        key='name')
+            names.add(name)
+            if name == 'early_stopping':
+                args = dict(spec.get('args') or {})
+                known = {k: args.pop(k) for k in ('monitor', 'mode', 'patience', 'min_delta')
+                         if k in args}
                 utils.check_args(EarlyStopping, known, "callback 'early_stopping'")
-            stopper = EarlyStopping(**known)
-            ignored += [f'early_stopping.{k}' for k in args]
-        elif name not in ('eta', 'metrics_csv'):
-            ignored.append(str(name))
+                stopper = EarlyStopping(**known)
+                ignored += [f'early_stopping.{k}' for k in args]
+            elif name not in LOOP_CALLBACKS:
+                ignored.append(name)
     if ignored and master:
         print(f"warning: train.py ignores callbacks {', '.join(ignored)} (train_pl.py runs them)",
               file=sys.stderr)
@@ -213,9 +230,9 @@ class StopSignals:
             signal.signal(s, handler)
 
 
-def load_weights(model, path, device):
+def load_weights(model, path):
     """Load a checkpoint's model weights (Lightning's `model.` prefix dropped); return it all."""
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = utils.load_checkpoint(path)  # weights_only: tensors and plain containers, no code
     model.load_state_dict({k.removeprefix('model.'): v for k, v in state['state_dict'].items()})
     return state
 
@@ -343,7 +360,7 @@ def main(argv):
     epoch, step, batches_done = 0, 0, 0  # where training starts: epoch, optimizer step, batch
     if run.ckpt:
         try:
-            state = load_weights(raw_model, run.ckpt, device)
+            state = load_weights(raw_model, run.ckpt)
             optimizer.load_state_dict(state['optimizer'])
             if scheduler:
                 scheduler['scheduler'].load_state_dict(state['scheduler'])
@@ -370,8 +387,9 @@ def main(argv):
         n_files = len(list(run.dir.glob('events.out.tfevents.*')))
         writer = SummaryWriter(str(run.dir), filename_suffix=f'.{os.getpid()}.{n_files}')
         if not run.resuming:
-            utils.write_hparams(writer, cfg, ('val/acc', 'val/loss', 'test/acc', 'test/loss'))
+            utils.write_hparams(writer, cfg, models.CLASSIFICATION_METRICS)
     start, first_epoch = time.time(), epoch
+    epochs_done = epoch  # a resumed run has done `epoch` of them
     n_train = limit(len(train_loader), params.get('limit_train_batches'))
     n_val = limit(len(val_loader), params.get('limit_val_batches'))
     nan_policy = params.get('nan_policy', 'stop')
@@ -392,7 +410,8 @@ def main(argv):
             'epoch': epoch, 'global_step': step, 'batches_done': batches_done, 'config': cfg,
             # Lightning's layout, so BaseWrapper.load_from_checkpoint reads it too
             'state_dict': {f'model.{k}': v for k, v in raw_model.state_dict().items()},
-            'hyper_parameters': wrapper_args, 'pytorch-lightning_version': LIGHTNING_VERSION,
+            'hyper_parameters': utils.without_init_from(wrapper_args),
+            'pytorch-lightning_version': LIGHTNING_VERSION,
             'optimizer': optimizer.state_dict(),
             'scheduler': scheduler['scheduler'].state_dict() if scheduler else None,
             'scaler': scaler.state_dict(), 'rng': rngs, 'train_loss': loss.item(),
@@ -483,6 +502,7 @@ def main(argv):
 
             stopping = stopper is not None and stopper.should_stop(metrics)
             save(epoch, None, metrics)
+            epochs_done = epoch + 1
             if master:
                 line = utils.eta_line(epoch + 1, max_epochs, metrics, time.time() - start,
                                       epoch + 1 - first_epoch)
@@ -500,7 +520,7 @@ def main(argv):
 
     if cfg.get('test', True):
         if checkpoints.monitor and checkpoints.best_path:
-            load_weights(raw_model, checkpoints.best_path, device)
+            load_weights(raw_model, checkpoints.best_path)
         n_test = limit(len(test_loader), params.get('limit_test_batches'))
         test_loss, test_acc = evaluate(model, test_loader, loss_fn, n_test, device, autocast, ddp)
         if master:
@@ -508,7 +528,7 @@ def main(argv):
             writer.add_scalar('test/acc', test_acc, step)
             print(f'test/acc {test_acc:.4g}  test/loss {test_loss:.4g}')
             if write_csv:
-                utils.record_metrics(utils.metrics_csv_path(run.dir), epoch + 1, step,
+                utils.record_metrics(utils.metrics_csv_path(run.dir), epochs_done, step,
                                      {'test/acc': test_acc, 'test/loss': test_loss})
     if master:
         writer.close()

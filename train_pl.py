@@ -26,17 +26,20 @@ utils.hide_upstream_warnings()
 
 
 def make_callbacks(cfg, run, save):
-    specs = list(cfg.get('callbacks') or [])
-    if not any(isinstance(s, dict) and s.get('name') == 'eta' for s in specs):
-        specs.insert(0, {'name': 'eta'})  # the ETA line is on by default
+    specs = list(enumerate(cfg.get('callbacks') or []))  # the index names the key in errors
+    if not any(isinstance(s, dict) and s.get('name') == 'eta' for _, s in specs):
+        specs.insert(0, (None, {'name': 'eta'}))  # the ETA line is on by default
     built = []
-    for i, spec in enumerate(specs):
+    for i, spec in specs:
         with utils.at_key(f'callbacks.{i}'):
             # the run folder for those that write into it (None under --check)
             wants_run_dir = isinstance(spec, dict) and 'run_dir' in (
                 utils.accepted_args(callbacks.registry.get(spec.get('name'))) or {})
             extra = {'run_dir': run.dir if save else None} if wants_run_dir else None
-            built.append(callbacks.make(spec, args=extra))
+            try:
+                built.append(callbacks.make(spec, args=extra))
+            except MisconfigurationException as e:  # Lightning's callbacks check their arguments
+                raise utils.ConfigError(str(e).splitlines()[0], key='args') from None
     # RNG states in checkpoints, stop signals, the NaN guard: always on
     nan_policy = (cfg.get('trainer_params') or {}).get('nan_policy', 'stop')
     with utils.at_key('trainer_params'):
@@ -54,19 +57,39 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         utils.atomic_save(checkpoint, path)
 
 
-def make_trainer(run, callback_list, save):
+def check_manual_optimization(wrapper, params):
+    """A wrapper that steps its optimizers itself (the GAN) takes no Trainer settings that
+    act on the optimizer step: it would be refused mid-run, or ignored."""
+    if wrapper.automatic_optimization:
+        return
+    name = type(wrapper).__name__
+    for key, neutral in (('gradient_clip_val', None), ('accumulate_grad_batches', 1),
+                         ('nan_policy', 'stop')):
+        if params.get(key, neutral) not in (neutral, 0):
+            raise utils.ConfigError(f'{name} steps its optimizers itself (manual optimization), '
+                                    f'so it cannot honour {key}: {params[key]!r}; do it in its '
+                                    'training_step', key=f'trainer_params.{key}')
+
+
+def make_trainer(run, callback_list, save, wrapper):
     cfg = run.cfg
     params = dict(cfg.get('trainer_params') or {})
+    check_manual_optimization(wrapper, params)
     params.pop('nan_policy', None)  # runyard's, read by RunState
     # the loaders shard themselves by rank, resumably (datasets/base.py)
     params.setdefault('use_distributed_sampler', False)
     params.setdefault('plugins', [AtomicCheckpointIO()])
     if run.gpus:
         params.update(accelerator='gpu', devices=run.gpus)
-        params.setdefault('strategy', 'ddp' if len(run.gpus) > 1 else 'auto')
     else:
         params.setdefault('accelerator', 'cpu')
         params.setdefault('devices', 1)
+    devices = params['devices']  # a list of ids, a count (-1: all) or 'auto'
+    if (len(devices) if isinstance(devices, list) else devices) not in (1, 'auto'):
+        # DDP fails on parameters that a backward pass leaves unused, as each of a GAN's two
+        # steps leaves the other network's
+        params.setdefault('strategy', 'ddp' if wrapper.automatic_optimization
+                          else 'ddp_find_unused_parameters_true')
     with utils.at_key('trainer_params'):
         utils.check_args(pl.Trainer, params, 'pl.Trainer', prefix='')
     if save:
@@ -130,18 +153,20 @@ def main(argv):
                                            if run.ckpt else cfg['train_wrapper'])
             with utils.at_key('args'):
                 wrapper.configure_optimizers()  # a dry run: bad optimizer names fail now
+        data.setup()  # the splits: their sizes are checked before the run folder exists
         callback_list = make_callbacks(cfg, run, save)
         if args.check:
             cfg.setdefault('trainer_params', {}).update(fast_dev_run=True,
                                                         enable_progress_bar=False)
-        trainer = make_trainer(run, callback_list, save)
+        trainer = make_trainer(run, callback_list, save, wrapper)
     if args.check:
         return check(wrapper, data, trainer, run)
 
     if utils.is_rank_zero():
         run.create()
     if trainer.is_global_zero and not run.resuming:
-        utils.write_hparams(trainer.logger.experiment, cfg, getattr(wrapper, 'hparam_metrics', ()))
+        utils.write_hparams(trainer.logger.experiment, cfg,
+                            getattr(wrapper, 'hparam_metrics', ()))
     try:
         trainer.fit(wrapper, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt)
     except Interrupted as e:

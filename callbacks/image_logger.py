@@ -2,6 +2,7 @@ import pytorch_lightning as pl
 import torch
 
 import callbacks
+import utils
 
 
 @callbacks.register('image_logger')
@@ -11,6 +12,8 @@ class ImageLogger(pl.Callback):
     `val/predictions`. For classification wrappers (the model returns class logits)."""
 
     def __init__(self, n=16, tag='val/predictions'):
+        if not isinstance(n, int) or n < 1:
+            raise utils.ConfigError(f'must be an int >= 1, but got {n!r}', key='n')
         self.n, self.tag = n, tag
         self.batch = None
 
@@ -32,12 +35,11 @@ class ImageLogger(pl.Callback):
 
 
 def figure(x, y, predicted):
-    import matplotlib
-    matplotlib.use('Agg')  # files only, never a window
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend, no window, no global state
     cols = min(len(x), 8)
     rows = -(-len(x) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), squeeze=False)
+    fig = Figure(figsize=(1.3 * cols, 1.5 * rows), layout='tight')
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis('off')
     for ax, image, true, pred in zip(axes.flat, x.float().cpu(), y.tolist(), predicted.tolist()):
@@ -48,5 +50,4 @@ def figure(x, y, predicted):
             ax.imshow(image[:3].permute(1, 2, 0).numpy())
         ax.set_title(f'{pred} ({true})', color='black' if pred == true else 'red', fontsize=9)
     fig.suptitle('predicted (true)', fontsize=10)
-    fig.tight_layout()
     return fig

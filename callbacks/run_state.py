@@ -42,7 +42,7 @@ class RunState(pl.Callback):
             raise utils.ConfigError(f"must be 'stop' or 'skip', but got {nan_policy!r}",
                                     key='nan_policy')
         self.last_path, self.nan_policy = last_path, nan_policy
-        self.signum, self.pending_rng, self.previous, self.saved_step = 0, None, {}, None
+        self.signum, self.pending_rng, self.previous = 0, None, {}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         rngs = [utils.rng_state()]
@@ -50,6 +50,8 @@ class RunState(pl.Callback):
             rngs = [None] * dist.get_world_size()
             dist.all_gather_object(rngs, utils.rng_state())
         checkpoint['rng'] = rngs
+        if 'hyper_parameters' in checkpoint:  # its weights are in here: no need of that run
+            checkpoint['hyper_parameters'] = utils.without_init_from(checkpoint['hyper_parameters'])
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         rngs = checkpoint.get('rng')
@@ -83,20 +85,15 @@ class RunState(pl.Callback):
 
     # last.ckpt at the end of every epoch. Lightning 2.6's ModelCheckpoint rewrites it only in
     # epochs that save a top-k file, so a run whose metric stopped improving would resume from
-    # (and test.py --ckpt last would read) its best epoch. Saved where ModelCheckpoint saves:
-    # after validation, or at the epoch's end when none ran; ModelCheckpoint runs after this
-    # and rewrites the file, with its own state updated, when it saves.
-    def save_last(self, trainer):
-        if self.last_path and trainer.state.fn == 'fit' and not trainer.sanity_checking:
-            trainer.save_checkpoint(self.last_path)
-            self.saved_step = trainer.global_step
-
-    def on_validation_end(self, trainer, pl_module):
-        self.save_last(trainer)
-
+    # (and test.py --ckpt last would read) its best epoch. This hook runs after the epoch's
+    # validation; when a ModelCheckpoint has just written last.ckpt there, it is not written again.
     def on_train_epoch_end(self, trainer, pl_module):
-        if self.saved_step != trainer.global_step:
-            self.save_last(trainer)
+        if not self.last_path or trainer.sanity_checking:
+            return
+        if any(getattr(c, '_last_global_step_saved', None) == trainer.global_step and
+               c.last_model_path for c in trainer.checkpoint_callbacks):
+            return
+        trainer.save_checkpoint(self.last_path)
 
     def restore_signals(self):
         for s, handler in self.previous.items():

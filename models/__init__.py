@@ -5,7 +5,7 @@
 """
 import utils
 
-registry = utils.Registry('models')
+registry = utils.Registry('models', spec_keys=['init_from'])
 register, list = registry.register, registry.list
 
 
@@ -18,6 +18,10 @@ def make(spec, args=None):
             utils.init_from(model, spec['init_from'])
     return model
 
+
+# What a classifier logs and TensorBoard's HParams view puts beside its config: BaseWrapper's
+# and train.py's metrics.
+CLASSIFICATION_METRICS = ('val/acc', 'val/loss', 'test/acc', 'test/loss')
 
 # Training wrappers import Lightning; they load on first use so that train.py, which has no
 # Lightning, can still build models.

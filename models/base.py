@@ -19,7 +19,7 @@ class BaseWrapper(pl.LightningModule):
     subclass under a new name and set `train_wrapper.name` to it.
     """
     skip_nonfinite_loss = False  # set by `trainer_params.nan_policy: skip`
-    hparam_metrics = ('val/acc', 'val/loss', 'test/acc', 'test/loss')  # TensorBoard's HParams
+    hparam_metrics = models.CLASSIFICATION_METRICS  # beside the config in TensorBoard's HParams
 
 
     def __init__(self, model_spec, loss_spec, optim_spec, sched_spec=None, num_classes=None):

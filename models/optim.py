@@ -11,7 +11,8 @@ import torch
 import utils
 
 optimizers = utils.Registry('torch.optim optimizers')
-schedulers = utils.Registry('torch.optim.lr_scheduler schedulers')
+schedulers = utils.Registry('torch.optim.lr_scheduler schedulers',
+                            spec_keys=['interval', 'frequency', 'monitor'])  # how to step it
 
 for _name, _obj in vars(torch.optim).items():
     if inspect.isclass(_obj) and issubclass(_obj, torch.optim.Optimizer) and \
@@ -21,8 +22,6 @@ for _name, _obj in vars(torch.optim.lr_scheduler).items():
     if inspect.isclass(_obj) and issubclass(_obj, torch.optim.lr_scheduler.LRScheduler) and \
             _obj is not torch.optim.lr_scheduler.LRScheduler and not _name.startswith('_'):
         schedulers.register(_name)(_obj)
-
-SCHED_KEYS = ('name', 'args', 'interval', 'frequency', 'monitor')
 
 
 def make_optimizer(spec, params):
@@ -34,10 +33,6 @@ def make_scheduler(spec, optimizer):
     the dict Lightning's configure_optimizers takes."""
     if not isinstance(spec, dict):
         raise utils.ConfigError(f'must be a scheduler spec {{name, args, interval}}, but got {spec!r}')
-    for key in spec:
-        if key not in SCHED_KEYS:
-            raise utils.ConfigError(f'unknown key{utils.close_matches(key, SCHED_KEYS)} '
-                                    f"(known: {', '.join(SCHED_KEYS)})", key=key)
     interval = spec.get('interval', 'epoch')
     if interval not in ('epoch', 'step'):
         raise utils.ConfigError(f"must be 'epoch' or 'step', but got {interval!r}", key='interval')

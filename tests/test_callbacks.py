@@ -1,10 +1,12 @@
 """Callbacks from the config's `callbacks:` list, in both entrypoints."""
 import csv
+import re
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+import utils
 from conftest import ENTRYPOINTS, SHRINK, scalars
 
 DIGITS = ['--config', 'configs/digits.yaml', *SHRINK]
@@ -76,3 +78,48 @@ def test_the_config_shows_in_tensorboards_hparams_view(train, script):
     assert start.session_start_info.hparams['data_module.name'].string_value == 'digits'
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content['_hparams_/experiment'])
     assert {m.name.tag for m in experiment.experiment.metric_infos} >= {'val/acc', 'val/loss'}
+
+
+# (id, callbacks list, {entrypoint: message after the file}); train.py leaves the last two
+# callbacks to train_pl.py
+MISTAKES = [
+    ('early stopping mode', '[{name: early_stopping, args: {monitor: val/acc, mode: maximum}}]',
+     {'train_pl.py': r"callbacks.0.args: `mode` can be .*, got maximum",
+      'train.py': r"callbacks.0.args.mode: must be 'min' or 'max', but got 'maximum'"}),
+    ('misspelt name', '[{name: early_stoping}]',
+     {'train_pl.py': r"callbacks.0.name: unknown callbacks name 'early_stoping'; did you mean "
+                     r"'early_stopping'",
+      'train.py': r"callbacks.0.name: unknown callback 'early_stoping'; did you mean "
+                  r"'early_stopping'\?"}),
+    ('lr monitor interval', '[{name: lr_monitor, args: {logging_interval: epok}}]',
+     {'train_pl.py': r'callbacks.0.args: logging_interval should be `step` or `epoch`'}),
+    ('image logger n', '[{name: image_logger, args: {n: 0}}]',
+     {'train_pl.py': r'callbacks.0.args.n: must be an int >= 1, but got 0'}),
+]
+
+
+@pytest.mark.parametrize('spec, script, message', [
+    pytest.param(spec, script, message, id=f'{case}-{script}')
+    for case, spec, messages in MISTAKES for script, message in messages.items()])
+def test_a_callback_mistake_is_one_line_before_anything_is_written(spec, script, message,
+                                                                    save_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS[script], [*DIGITS, f'callbacks={spec}', '--name', 'run',
+                                            '--save-dir', str(save_dir)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1, err
+    assert re.match(r'^error: configs/digits.yaml: ' + message, err), err
+    assert not save_dir.exists()
+
+
+def test_train_py_takes_a_callback_by_bare_name(train):
+    run = train(*DIGITS, 'callbacks=[metrics_csv]', script='train.py')
+    assert len(read_csv(run / 'metrics.csv')) == 2
+
+
+def test_resuming_a_finished_train_py_run_adds_no_row(train):
+    run = train(*DIGITS, script='train.py')
+    before = read_csv(run / 'metrics.csv')
+    train('--resume', str(run), script='train.py')  # nothing left to train: only the test
+    assert [r['epoch'] for r in read_csv(run / 'metrics.csv')] == ['1', '2']
+    assert read_csv(run / 'metrics.csv')[0] == before[0]

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import datasets
 import utils
-from conftest import SHRINK, write_image_folder
+from conftest import ENTRYPOINTS, SHRINK, write_image_folder
 from datasets.base import SPLITS
 
 
@@ -154,3 +154,17 @@ def test_the_cifar10_config_trains(train, cifar10_root):
     events.Reload()
     assert len(events.Scalars('val/acc')) == 2
     assert (run / 'ckpt' / 'last.ckpt').is_file()
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_a_val_size_too_large_stops_before_the_run_folder_exists(script, mnist_root, save_dir,
+                                                                  capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS[script], [
+            '--config', 'configs/mnist-classification.yaml', '+data_module.args.val_size=96',
+            f'data_module.args.root_dir={mnist_root}', '--name', 'run', '--save-dir', str(save_dir)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith('error: configs/mnist-classification.yaml: data_module.args.val_size: '
+                          'must be a count or a fraction'), err
+    assert not save_dir.exists()

@@ -7,7 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import losses
 import models
 import utils
-from conftest import ENTRYPOINTS, SHRINK, scalars, tree
+from conftest import ENTRYPOINTS, SHRINK, run_command, scalars, tree
 
 GAN = ['--config', 'configs/digits-dcgan.yaml', *SHRINK]
 
@@ -80,3 +80,29 @@ def test_train_py_refuses_the_gan_and_points_at_train_pl(save_dir, capsys):
         "error: configs/digits-dcgan.yaml: train_wrapper.name: train.py trains the 'base' "
         "wrapper only, but got 'gan'; run this config with train_pl.py")
     assert tree(save_dir) == {}
+
+
+@pytest.mark.parametrize('setting, value', [('gradient_clip_val', 1.0),
+                                            ('accumulate_grad_batches', 2),
+                                            ('nan_policy', 'skip')])
+def test_trainer_settings_a_gan_cannot_honour_are_refused_before_training(setting, value,
+                                                                          save_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS['train_pl.py'], [*GAN, f'+trainer_params.{setting}={value}',
+                                                   '--name', 'gan', '--save-dir', str(save_dir)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f'error: configs/digits-dcgan.yaml: trainer_params.{setting}: GANWrapper steps its '
+        f'optimizers itself (manual optimization), so it cannot honour {setting}: {value!r}; '
+        'do it in its training_step')
+    assert tree(save_dir) == {}
+
+
+@pytest.mark.slow
+def test_the_gan_trains_in_two_ddp_processes(tmp_path):
+    """Each of the two steps leaves the other network's parameters unused: plain DDP fails on
+    that, so a GAN on several devices gets the strategy that allows it."""
+    result = run_command('train_pl.py', *GAN, '+trainer_params.devices=2', '--name', 'ddp',
+                         '--save-dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / 'ddp' / 'samples' / 'epoch=002.png').is_file()

@@ -5,6 +5,7 @@ any module may import it; the folders use these names, so they stay stable.
     registry.py  Registry: names -> classes, make({name, args})
     config.py    YAML configs: _base_, _delete_, ${} interpolation, overrides, provenance
     run.py       the shared command line and run folders (save/<name>/)
+    logs.py      metrics.csv, the config in TensorBoard's HParams view
     seed.py      seeding, and the random states a checkpoint keeps
     weights.py   checkpoints loaded with weights_only=True, best checkpoint, init_from
 
@@ -22,9 +23,10 @@ from .config import (Provenance, apply_overrides, check_config, interpolate, loa
 from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
 from .seed import rng_state, seed_everything, set_rng_state
-from .run import (ROOT, Run, atomic_save, check_checkpoint, check_name, check_report, describe,
-                  eta_line, find_resume, flat_config, format_duration, hide_upstream_warnings,
-                  is_rank_zero, metrics_csv_path, parse_gpus, parser, record_metrics,
-                  snapshot_code, start, write_hparams)
+from .run import (ROOT, Run, atomic_save, check_name, check_report, describe, eta_line,
+                  find_resume, format_duration, is_rank_zero, parse_gpus, parser, snapshot_code,
+                  start)
+from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
+                   write_hparams)
 from .weights import (best_checkpoint, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)

@@ -11,13 +11,16 @@ class Registry:
     """Names -> classes or functions, filled by the `register` decorator.
 
     `make({'name': ..., 'args': {...}}, args=None)` builds one; `args` adds run-time values on
-    top of a deep copy of the spec's args. A dotted name that is not registered is imported
+    top of a deep copy of the spec's args. A spec holds no other keys than `spec_keys`. A dotted name that is not registered is imported
     (`torch.nn.CrossEntropyLoss`). `modules` are imported on first use: registries whose
     entries need heavy imports (Lightning) stay cheap for code that never asks for them.
     """
 
-    def __init__(self, kind, modules=()):
+    def __init__(self, kind, modules=(), spec_keys=()):
         self.kind = kind
+        # what a spec may hold besides name and args (a model spec's init_from): any other key
+        # is a typo that would otherwise be dropped without a word
+        self.spec_keys = ('name', 'args', *spec_keys)
         self._entries = {}
         self._pending = list(modules)
 
@@ -57,6 +60,11 @@ class Registry:
         if not isinstance(spec, dict) or 'name' not in spec:
             raise ConfigError(f"must be a {self.kind} spec {{name: ..., args: {{...}}}}, "
                               f'but got {spec!r}')
+        for key in spec:
+            if key not in self.spec_keys:
+                raise ConfigError(f'unknown key in a {self.kind} spec'
+                                  f"{close_matches(key, self.spec_keys)} "
+                                  f"(known: {', '.join(self.spec_keys)})", key=key)
         spec_args = spec.get('args')
         if spec_args is None:
             spec_args = {}

@@ -1,19 +1,18 @@
 """The command line both entrypoints share, and run folders: save/<name>/ with config.yaml,
 src/ (the code as it ran), ckpt/, TensorBoard events and log.txt."""
 import argparse
-import csv
 import os
 import shlex
 import shutil
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import yaml
 
 from .config import Provenance, load_config, shown
 from .errors import ConfigError, at_key
+from .weights import find_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,20 +66,12 @@ def check_name(name):
 
 def find_resume(target):
     """--resume RUN_DIR or a .ckpt file -> (run folder, checkpoint file)."""
-    path = Path(target)
-    if path.is_dir():
-        ckpt = path / 'ckpt' / 'last.ckpt'
-        if not ckpt.is_file():
-            raise ConfigError(f'--resume {target}: no checkpoint at {ckpt}')
-        run_dir = path
-    elif path.is_file():
-        run_dir, ckpt = path.parent.parent, path
-        if not (run_dir / 'config.yaml').is_file():
-            raise ConfigError(f'--resume {target}: not inside a run folder '
-                              f'(no {run_dir / "config.yaml"})')
-    else:
-        raise ConfigError(f'--resume {target}: no such run folder or checkpoint file')
-    check_checkpoint(ckpt, f'--resume {target}')
+    what = f'--resume {target}'
+    ckpt = find_checkpoint(target, what)
+    run_dir = ckpt.parent.parent
+    if not (run_dir / 'config.yaml').is_file():
+        raise ConfigError(f'{what}: not inside a run folder (no {run_dir / "config.yaml"})')
+    load_checkpoint(ckpt, what, mmap=True)
     return run_dir, ckpt
 
 
@@ -99,20 +90,6 @@ def atomic_save(obj, path):
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def check_checkpoint(path, what):
-    """A one-line error unless `path` loads as a training checkpoint (memory-mapped: cheap
-    even for a large one)."""
-    import torch
-    try:
-        state = torch.load(path, map_location='cpu', mmap=True, weights_only=False)
-        reason = None if isinstance(state, dict) and 'state_dict' in state else \
-            'it has no state_dict: not a training checkpoint'
-    except Exception as e:  # truncated, not a torch file, pickled from elsewhere
-        reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
-    if reason:
-        raise ConfigError(f'{what}: cannot load {path} ({reason})')
 
 
 class Run:
@@ -187,62 +164,6 @@ class Run:
     def log(self, line):
         with open(self.dir / 'log.txt', 'a') as f:
             f.write(line + '\n')
-
-
-def hide_upstream_warnings():
-    """Warnings that libraries raise about each other's code, once per run: nothing a user can
-    act on (Lightning calls a torch API that torch deprecated)."""
-    warnings.filterwarnings('ignore', message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
-
-
-def metrics_csv_path(run_dir):
-    return Path(run_dir) / 'metrics.csv'
-
-
-def record_metrics(path, epoch, step, metrics):
-    """Put one epoch's metrics into a metrics.csv of a row per epoch and a column per metric.
-    The file is rewritten whole (it is small) and atomically; an epoch that a resumed run
-    redoes replaces its row, and a metric first seen late gets a column, empty above."""
-    rows = {}
-    if os.path.isfile(path):
-        with open(path, newline='') as f:
-            rows = {int(row['epoch']): row for row in csv.DictReader(f)}
-    rows.setdefault(epoch, {}).update(metrics, epoch=epoch, step=step)
-    columns = ['epoch', 'step'] + sorted({k for row in rows.values() for k in row} -
-                                         {'epoch', 'step'})
-    tmp = Path(path).with_name('.metrics.csv.tmp')
-    with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, columns, restval='')
-        writer.writeheader()
-        writer.writerows(rows[e] for e in sorted(rows))
-    os.replace(tmp, path)
-
-
-def flat_config(cfg, prefix=''):
-    """{'train_wrapper.args.optim_spec.args.lr': 0.01, ...}: the config's leaves by dotted path,
-    lists as text; what TensorBoard's HParams view shows of a run."""
-    flat = {}
-    for key, value in cfg.items():
-        path = f'{prefix}{key}'
-        if isinstance(value, dict):
-            flat.update(flat_config(value, path + '.'))
-        else:
-            flat[path] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
-
-
-def write_hparams(writer, cfg, metric_names):
-    """The run's config in TensorBoard's HParams view, its columns `metric_names` (read from the
-    run's scalars of those tags). `writer` is a torch.utils.tensorboard or a tensorboardX
-    SummaryWriter; their add_hparams would start a separate run in a subfolder."""
-    if type(writer).__module__.startswith('tensorboardX'):
-        from tensorboardX.summary import hparams
-    else:
-        from torch.utils.tensorboard.summary import hparams
-    summaries = hparams(flat_config(cfg), {name: float('nan') for name in metric_names})
-    file_writer = writer._get_file_writer()
-    for summary in summaries:
-        file_writer.add_summary(summary)
 
 
 def parse_gpus(text):

@@ -16,18 +16,18 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
-from .run import is_rank_zero
 
 
-def load_checkpoint(path, what=None):
+def load_checkpoint(path, what=None, mmap=False):
     """The checkpoint at `path` as a dict with a 'state_dict', or a one-line ConfigError that
     starts with `what` (the flag that named it). A bare state dict ({name: tensor}, as
-    torch.save(model.state_dict()) writes) is taken as {'state_dict': it}."""
+    torch.save(model.state_dict()) writes) is taken as {'state_dict': it}. `mmap`: tensors stay
+    on disk until read, so checking that a large file loads is cheap."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(_said(what, f'no checkpoint file at {path}'))
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:  # not a torch file, truncated, or pickled objects beyond tensors
         raise ConfigError(_said(what, f'cannot load {path} ({_reason(e)})')) from None
     if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor)
@@ -63,7 +63,8 @@ def find_checkpoint(target, what=None):
             raise ConfigError(_said(what, f'no checkpoint at {path / "ckpt" / "last.ckpt"}'))
         return path / 'ckpt' / 'last.ckpt'
     if not path.is_file():
-        raise ConfigError(_said(what, f'no such run folder or checkpoint file: {target}'))
+        raise ConfigError(f'{what}: no such run folder or checkpoint file' if what else
+                          f'no such run folder or checkpoint file: {target}')
     return path
 
 
@@ -107,6 +108,7 @@ def init_from(model, target):
             raise ConfigError(f'{path}: {prefix}{k} has shape {list(found[k].shape)}, but the '
                               f'model\'s {k} has shape {list(own[k].shape)}')
     missing, unexpected = model.load_state_dict(found, strict=False)
+    from .run import is_rank_zero  # run.py imports this module
     if (missing or unexpected) and is_rank_zero():
         print(f'warning: init_from {path}: loaded {len(matching)} of {len(own)} tensors of '
               f'{type(model).__name__}; {len(missing)} missing ({_names(missing)}), '

@@ -1,0 +1,62 @@
+"""What a run logs besides checkpoints: metrics.csv, the config in TensorBoard's HParams view,
+and which library warnings to hide."""
+import csv
+import os
+import warnings
+from pathlib import Path
+
+
+def hide_upstream_warnings():
+    """Warnings that libraries raise about each other's code, once per run: nothing a user can
+    act on (Lightning calls a torch API that torch deprecated)."""
+    warnings.filterwarnings('ignore', message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
+
+
+def metrics_csv_path(run_dir):
+    return Path(run_dir) / 'metrics.csv'
+
+
+def record_metrics(path, epoch, step, metrics):
+    """Put one epoch's metrics into a metrics.csv of a row per epoch and a column per metric.
+    The file is rewritten whole (it is small) and atomically; an epoch that a resumed run
+    redoes replaces its row, and a metric first seen late gets a column, empty above."""
+    rows = {}
+    if os.path.isfile(path):
+        with open(path, newline='') as f:
+            rows = {int(row['epoch']): row for row in csv.DictReader(f)}
+    rows.setdefault(epoch, {}).update(metrics, epoch=epoch, step=step)
+    columns = ['epoch', 'step'] + sorted({k for row in rows.values() for k in row} -
+                                         {'epoch', 'step'})
+    tmp = Path(path).with_name('.metrics.csv.tmp')
+    with open(tmp, 'w', newline='') as f:
+        writer = csv.DictWriter(f, columns, restval='')
+        writer.writeheader()
+        writer.writerows(rows[e] for e in sorted(rows))
+    os.replace(tmp, path)
+
+
+def flat_config(cfg, prefix=''):
+    """{'train_wrapper.args.optim_spec.args.lr': 0.01, ...}: the config's leaves by dotted path,
+    lists as text; what TensorBoard's HParams view shows of a run."""
+    flat = {}
+    for key, value in cfg.items():
+        path = f'{prefix}{key}'
+        if isinstance(value, dict):
+            flat.update(flat_config(value, path + '.'))
+        else:
+            flat[path] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def write_hparams(writer, cfg, metric_names):
+    """The run's config in TensorBoard's HParams view, its columns `metric_names` (read from the
+    run's scalars of those tags). `writer` is a torch.utils.tensorboard or a tensorboardX
+    SummaryWriter; their add_hparams would start a separate run in a subfolder."""
+    if type(writer).__module__.startswith('tensorboardX'):
+        from tensorboardX.summary import hparams
+    else:
+        from torch.utils.tensorboard.summary import hparams
+    summaries = hparams(flat_config(cfg), {name: float('nan') for name in metric_names})
+    file_writer = writer._get_file_writer()
+    for summary in summaries:
+        file_writer.add_summary(summary)
