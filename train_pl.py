@@ -135,7 +135,8 @@ def check(wrapper, data, trainer, run):
     utils.check_report(wrapper, wrapper.device, batches, losses, parts)
 
 
-def main(argv):
+def main(argv, extra_callbacks=()):
+    """`extra_callbacks`: callbacks from code, on top of the config's (tune.py's reporter)."""
     args, run = utils.start('train_pl.py', __doc__, argv)
     if run is None:  # --print-config, --explain: done
         return
@@ -154,7 +155,7 @@ def main(argv):
             with utils.at_key('args'):
                 wrapper.configure_optimizers()  # a dry run: bad optimizer names fail now
         data.setup()  # the splits: their sizes are checked before the run folder exists
-        callback_list = make_callbacks(cfg, run, save)
+        callback_list = make_callbacks(cfg, run, save) + list(extra_callbacks)
         if args.check:
             cfg.setdefault('trainer_params', {}).update(fast_dev_run=True,
                                                         enable_progress_bar=False)

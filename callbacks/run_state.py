@@ -9,6 +9,7 @@
   last good checkpoint; with `nan_policy: skip` BaseWrapper skips the batch instead.
 """
 import signal
+import threading
 
 import pytorch_lightning as pl
 import torch
@@ -64,7 +65,8 @@ class RunState(pl.Callback):
         if self.pending_rng is not None:  # now: nothing else may draw before the first batch
             utils.set_rng_state(self.pending_rng)
             self.pending_rng = None
-        self.previous = {s: signal.signal(s, self.note) for s in self.SIGNALS}
+        if threading.current_thread() is threading.main_thread():  # not so in a Ray Tune trial
+            self.previous = {s: signal.signal(s, self.note) for s in self.SIGNALS}
 
     def note(self, signum, frame):
         self.signum = signum

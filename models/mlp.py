@@ -9,6 +9,8 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim=64, hidden=(256,), num_classes=10, dropout=0.0):
         super().__init__()
+        if isinstance(hidden, int):  # one hidden layer: `hidden: 128` is `hidden: [128]`
+            hidden = [hidden]
         layers, width = [nn.Flatten()], in_dim
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]

@@ -129,6 +129,9 @@ class Run:
         if 'seed' not in self.cfg:
             self.cfg['seed'] = 0
             self.provenance.set(('seed',), 0, 'the default')
+        if 'search' in self.cfg:
+            raise ConfigError('a sweep config; run it with tune.py (or leave the sweep out '
+                              'with ~search)', key='search', file=shown(self.config_path))
         self.gpus = parse_gpus(args.gpu)
 
     def print_config(self, explain=None):
@@ -143,6 +146,7 @@ class Run:
         """Make (or reopen, on resume) the run folder: config.yaml, src/, log.txt. Rank 0 only."""
         if not self.resuming:
             self.dir.mkdir(parents=True)  # fails rather than reuse a folder made since the check
+        if not (self.dir / 'src').exists():  # a new run, or one that died before its first save
             snapshot_code(self.dir / 'src')
         history = ''
         old = self.dir / 'config.yaml'

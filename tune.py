@@ -1,0 +1,347 @@
+"""Sweep a config's hyper-parameters on Ray Tune: the config's `search:` section names the
+metric, the space and how to search it; every trial is an ordinary run folder.
+
+    python tune.py --config configs/search/digits-lr.yaml --name NAME [--gpu 0,1]
+                   [--address auto|HOST:PORT] [--resume] [--dry-run] [--max-concurrent N]
+                   [KEY=VALUE ...]
+
+    search:
+      metric: val/acc                   # what a trial reports every epoch and the sweep ranks by
+      mode: max
+      num_samples: 8                    # samples of the space (each run for every grid value)
+      space:                            # dotted paths, as on the command line
+        train_wrapper.args.optim_spec.args.lr: {loguniform: [1.0e-4, 1.0e-1]}
+        seed: {grid: [0, 1]}            # also: choice, uniform, randint, quniform
+      scheduler: {name: asha, grace_period: 2, max_t: 20}     # or fifo: every trial to the end
+      search_alg: optuna                # or random, grid (every choice becomes a grid)
+      resources: {cpu: 1, gpu: 0}       # per trial; gpu: 0.5 puts two trials on a GPU
+      max_failures: 1                   # retries of a crashed trial (it resumes from last.ckpt)
+
+save/NAME/ holds Ray's experiment state (what --resume continues), one run folder per trial
+(config.yaml, src/, ckpt/, TensorBoard events, log.txt: train_pl.py --resume and test.py --run
+take it), and at the end results.csv, curves.png and best.yaml, a plain config of the best
+trial that train_pl.py --config retrains.
+"""
+import argparse
+import copy
+import csv
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import utils
+
+SPACES = ('grid', 'choice', 'uniform', 'loguniform', 'randint', 'quniform')
+SEARCH_KEYS = ('metric', 'mode', 'num_samples', 'space', 'scheduler', 'search_alg', 'resources',
+               'max_failures')
+SCHEDULERS = {'asha': ('grace_period', 'max_t', 'reduction_factor'), 'fifo': ()}
+SEARCH_ALGS = ('random', 'grid', 'optuna')
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', help='a config with a search: section')
+    p.add_argument('--name', required=True, help='the sweep folder: save/NAME')
+    p.add_argument('--save-dir', default='save')
+    p.add_argument('--gpu', help='GPUs the trials share, e.g. 0,1 (default: CPU only)')
+    p.add_argument('--address', help='join this Ray cluster (auto, or HOST:PORT) instead of '
+                                     'starting one on this machine')
+    p.add_argument('--resume', action='store_true', help='continue the interrupted sweep NAME')
+    p.add_argument('--dry-run', action='store_true', help='print the trials, train nothing')
+    p.add_argument('--max-concurrent', type=int, help='trials at once (default: as many as '
+                                                      'the resources allow)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    p.add_argument('overrides', nargs='*', metavar='KEY=VALUE')
+    return p
+
+
+def read_search(cfg):
+    """The search: section, checked: {metric, mode, ..., space: {path: (kind, values)}}."""
+    search = cfg.pop('search', None)
+    if not isinstance(search, dict):
+        raise utils.ConfigError('required: a sweep needs its search: section', key='search')
+    with utils.at_key('search'):
+        for key in search:
+            if key not in SEARCH_KEYS:
+                raise utils.ConfigError(f'unknown key{utils.close_matches(key, SEARCH_KEYS)} '
+                                        f"(known: {', '.join(SEARCH_KEYS)})", key=key)
+        for key in ('metric', 'space'):
+            if key not in search:
+                raise utils.ConfigError('is required', key=key)
+        search.setdefault('mode', 'max' if 'acc' in search['metric'] else 'min')
+        if search['mode'] not in ('min', 'max'):
+            raise utils.ConfigError(f"must be 'min' or 'max', but got {search['mode']!r}",
+                                    key='mode')
+        search.setdefault('search_alg', 'random')
+        if search['search_alg'] not in SEARCH_ALGS:
+            raise utils.ConfigError(f"must be one of {', '.join(SEARCH_ALGS)}, but got "
+                                    f"{search['search_alg']!r}", key='search_alg')
+        search.setdefault('num_samples', 1)
+        search.setdefault('max_failures', 1)
+        search['scheduler'] = scheduler = dict(search.get('scheduler') or {'name': 'fifo'})
+        if scheduler.get('name') not in SCHEDULERS:
+            raise utils.ConfigError(f"must be one of {', '.join(SCHEDULERS)}, but got "
+                                    f"{scheduler.get('name')!r}", key='scheduler.name')
+        for key in scheduler:
+            if key != 'name' and key not in SCHEDULERS[scheduler['name']]:
+                raise utils.ConfigError(f"unknown setting for {scheduler['name']}; known: "
+                                        f"{', '.join(SCHEDULERS[scheduler['name']])}",
+                                        key=f'scheduler.{key}')
+        search['resources'] = {'cpu': 1, 'gpu': 0, **(search.get('resources') or {})}
+        space = search['space']
+        if not isinstance(space, dict) or not space:
+            raise utils.ConfigError('must map dotted config paths to {kind: values}', key='space')
+        search['space'] = {path: read_domain(cfg, path, spec) for path, spec in space.items()}
+    return search
+
+
+def read_domain(cfg, path, spec):
+    """(kind, values) of one space entry, whose path must exist in the base config."""
+    with utils.at_key(f'space.{path}'):
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in SPACES:
+            raise utils.ConfigError(f"must be one of {{{', '.join(f'{s}: [...]' for s in SPACES)}}}"
+                                    f', but got {spec!r}')
+        kind, values = next(iter(spec.items()))
+        if not isinstance(values, list) or not values:
+            raise utils.ConfigError(f'must be a list of values, but got {values!r}', key=kind)
+    # the path as an override would set it: a typo fails here, with the close key
+    with utils.at_key('space'):
+        try:
+            utils.apply_overrides(copy.deepcopy(cfg), [f'{path}={json.dumps(values[0])}'])
+        except utils.ConfigError as e:
+            raise utils.ConfigError(e.message.replace(f"override '{path}={json.dumps(values[0])}'",
+                                                      f"'{path}'"), key=path) from None
+    return kind, values
+
+
+def grid_combinations(search):
+    grids = {p: v for p, (kind, v) in search['space'].items()
+             if kind == 'grid' or (kind == 'choice' and search['search_alg'] == 'grid')}
+    return list(grids), list(itertools.product(*grids.values()))
+
+
+def param_space(search):
+    """Ray Tune's search space for what is sampled; the grid is handled by grid_combinations."""
+    from ray import tune
+    grid_paths, _ = grid_combinations(search)
+    space = {}
+    for path, (kind, values) in search['space'].items():
+        if path not in grid_paths:
+            space[path] = getattr(tune, kind)(values) if kind == 'choice' else \
+                getattr(tune, kind)(*values)
+    return space
+
+
+def dry_run(search):
+    """The trials a random or grid search would start: every grid combination for each sample
+    (optuna's samples depend on results, so they are shown as their ranges)."""
+    grid_paths, combos = grid_combinations(search)
+    sampled = param_space(search)
+    n = 1 if search['search_alg'] == 'grid' else search['num_samples']
+    print(f"{n * len(combos)} trials ({n} samples x {len(combos)} grid combinations), "
+          f"{search['search_alg']} search, ranked by {search['metric']} ({search['mode']}):")
+    trial = 0
+    for _ in range(n):
+        drawn = {path: domain.sample() if search['search_alg'] != 'optuna' else
+                 '{}{}'.format(*search['space'][path]) for path, domain in sampled.items()}
+        for combo in combos:
+            values = {**drawn, **dict(zip(grid_paths, combo))}
+            print(f'  trial {trial}: ' + '  '.join(f'{p}={v}' for p, v in values.items()))
+            trial += 1
+
+
+def trial_values(config, grid_paths, combos):
+    """{path: value} of one trial, from the config Ray Tune gave it (its grid combination is
+    the __trial_index__ the grid search or the Repeater set)."""
+    values = {p: v for p, v in config.items() if not p.startswith('__')}
+    if grid_paths:
+        values.update(zip(grid_paths, combos[config.get('__trial_index__', 0)]))
+    return values
+
+
+def run_trial(config, sweep):
+    """One trial: train_pl.py on the sweep's config with this trial's values, into the trial's
+    folder (Ray's trial directory), reporting every epoch to Ray Tune. A retried trial resumes
+    from its last.ckpt."""
+    from ray import tune
+
+    import train_pl
+    from callbacks.tune_report import TuneReport
+    # the trial's folder under save/NAME/, where Ray keeps its results of the trial too
+    folder = Path(sweep['folder']) / f'trial-{tune.get_context().get_trial_id()}'
+    argv = ['--config', sweep['config'], *sweep['overrides'], '~search',
+            *[f'{path}={json.dumps(value)}' for path, value in
+              trial_values(config, sweep['grid_paths'], sweep['combos']).items()],
+            '--name', folder.name, '--save-dir', str(folder.parent), '--resume', 'auto',
+            '+trainer_params.enable_progress_bar=false']
+    if sweep['gpu']:
+        argv += ['--gpu', '0']  # Ray sets CUDA_VISIBLE_DEVICES to this trial's share
+    train_pl.main(argv, extra_callbacks=[TuneReport()])
+
+
+def make_tuner(search, sweep, folder, args, restore):
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
+                                    {'cpu': search['resources']['cpu'],
+                                     'gpu': search['resources']['gpu']})
+    if restore:  # finished trials stay finished; unfinished ones go on from their last.ckpt
+        return tune.Tuner.restore(str(folder), trainable, resume_unfinished=True,
+                                  resume_errored=True)
+    scheduler = dict(search['scheduler'])
+    scheduler = ASHAScheduler(time_attr='epoch', **{k: v for k, v in scheduler.items()
+                                                    if k != 'name'}) \
+        if scheduler.pop('name') == 'asha' else FIFOScheduler()
+    _, combos = grid_combinations(search)
+    num_samples = search['num_samples']
+    space = param_space(search)
+    if search['search_alg'] == 'optuna':
+        from ray.tune.search import Repeater
+        from ray.tune.search.optuna import OptunaSearch
+        # every optuna sample runs once per grid combination (seeds): Repeater hands out
+        # __trial_index__ and reports their mean to optuna
+        search_alg = Repeater(OptunaSearch(), repeat=len(combos), set_index=True)
+        num_samples *= len(combos)
+    else:
+        search_alg = None  # Ray's variant generator: the grid for every sample
+        if combos != [()]:
+            space['__trial_index__'] = tune.grid_search(list(range(len(combos))))
+        if search['search_alg'] == 'grid':
+            num_samples = 1
+    return tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(metric=search['metric'], mode=search['mode'],
+                                    num_samples=num_samples, scheduler=scheduler,
+                                    search_alg=search_alg,
+                                    max_concurrent_trials=args.max_concurrent,
+                                    trial_dirname_creator=lambda t: f'trial-{t.trial_id}'),
+        run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent.resolve()),
+                                  failure_config=tune.FailureConfig(
+                                      max_failures=search['max_failures']),
+                                  # Ray's result files, not its TensorBoard logger: the trial
+                                  # folders hold runyard's own events
+                                  callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+                                  verbose=1))
+
+
+def report(results, search, folder, grid_paths, combos):
+    """The table (printed and results.csv), every trial's curve (curves.png) and best.yaml."""
+    metric, mode = search['metric'], search['mode']
+    best_of = max if mode == 'max' else min
+    rows = []
+    for result in results:
+        history = result.metrics_dataframe
+        values = list(history[metric].dropna()) if history is not None and \
+            metric in history else []
+        trial = Path(result.path).name
+        status = 'failed' if result.error else 'done'
+        epochs = int(history['epoch'].max()) if values else 0
+        if not result.error and epochs < (search['scheduler'].get('max_t') or epochs):
+            status = 'stopped early'
+        params = trial_values(result.config or {}, grid_paths, combos)
+        rows.append({'trial': trial, 'status': status, 'epochs': epochs,
+                     f'{metric} best': best_of(values) if values else None,
+                     f'{metric} last': values[-1] if values else None, **params,
+                     'history': values, 'path': result.path})
+    rows.sort(key=lambda r: (r[f'{metric} best'] is None,
+                             -(r[f'{metric} best'] or 0) if mode == 'max' else
+                             (r[f'{metric} best'] or 0)))
+    columns = [c for c in rows[0] if c not in ('history', 'path')] if rows else []
+    with open(folder / 'results.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, columns, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    shown = [[c.rsplit('.', 1)[-1] for c in columns]] + \
+        [[f'{r[c]:.4g}' if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(columns))]
+    for row in shown:
+        print('  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    draw_curves(rows, metric, folder / 'curves.png')
+    finished = [r for r in rows if r[f'{metric} best'] is not None]
+    if finished:
+        best = finished[0]
+        text = ''.join(line for line in (Path(best['path']) / 'config.yaml').open()
+                       if not line.startswith('# '))
+        (folder / 'best.yaml').write_text(
+            f"# the best trial of sweep {folder.name}: {best['trial']}, {metric} "
+            f"{best[f'{metric} best']:.4g}; retrain with\n"
+            f'#   python train_pl.py --config {folder}/best.yaml --name NAME\n' + text)
+    print(f'results: {folder}/results.csv, {folder}/curves.png, best config: {folder}/best.yaml')
+
+
+def draw_curves(rows, metric, path):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(8, 4.5), layout='constrained')
+    ax = fig.subplots()
+    for row in rows:
+        if row['history']:
+            ax.plot(range(1, len(row['history']) + 1), row['history'], marker='.',
+                    label=f"{row['trial']} ({row['status']})")
+    ax.set(xlabel='epoch', ylabel=metric, title=f'{metric} of every trial')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1, 0.5))
+    fig.savefig(path, dpi=120)
+
+
+def start_ray(args, gpus):
+    import ray
+    # Ray's loggers are chosen in make_tuner; trials stay in the repository, so that relative
+    # paths (load/...) resolve as on the command line
+    os.environ.update(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS='1', RAY_CHDIR_TO_TRIAL_DIR='0')
+    env = {'env_vars': {'PYTHONPATH': str(utils.ROOT), 'TUNE_DISABLE_AUTO_CALLBACK_LOGGERS': '1',
+                        'RAY_CHDIR_TO_TRIAL_DIR': '0'}}
+    if args.address:  # the code travels to the cluster's nodes; save/ must be shared storage
+        env['working_dir'] = str(utils.ROOT)
+        env['excludes'] = ['save/', 'load/', '.venv/', '.git/']
+        ray.init(address=args.address, runtime_env=env, log_to_driver=False)
+    else:
+        ray.init(num_cpus=os.cpu_count(), num_gpus=len(gpus), runtime_env=env,
+                 include_dashboard=False, log_to_driver=False)
+
+
+def main(argv):
+    args = parser().parse_intermixed_args(argv)
+    utils.check_name(args.name)
+    folder = Path(args.save_dir) / args.name
+    state = folder / 'sweep.json'
+    if args.resume:
+        if not state.is_file():
+            raise utils.ConfigError(f'--resume: no sweep to continue in {folder} '
+                                    f'(no {state.name})')
+        sweep = json.loads(state.read_text())
+    else:
+        if not args.config:
+            raise utils.ConfigError('--config is required (or --resume a sweep)')
+        if folder.exists() and not args.dry_run:
+            raise utils.ConfigError(f'sweep folder {folder} already exists; continue it with '
+                                    f'--resume, or pick another --name')
+        sweep = {'config': str(Path(args.config).resolve()), 'overrides': args.overrides}
+    sweep['folder'] = str(folder.resolve())
+    gpus = utils.parse_gpus(args.gpu)
+    with utils.at_key(None, file=args.config or sweep['config']):
+        cfg = utils.load_config(sweep['config'], sweep['overrides'])
+        search = read_search(cfg)
+    if search['resources']['gpu'] and not gpus and not args.address:
+        raise utils.ConfigError('search.resources.gpu needs GPUs: give them with --gpu 0,1')
+    grid_paths, combos = grid_combinations(search)
+    sweep.update(grid_paths=grid_paths, combos=combos, gpu=search['resources']['gpu'])
+    if args.dry_run:
+        return dry_run(search)
+
+    if gpus:
+        os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(map(str, gpus))
+    if not args.resume:
+        folder.mkdir(parents=True)
+        state.write_text(json.dumps({'config': sweep['config'], 'overrides': sweep['overrides']}))
+    start_ray(args, gpus)
+    tuner = make_tuner(search, sweep, folder, args, restore=args.resume)
+    results = tuner.fit()
+    report(results, search, folder, grid_paths, combos)
+
+
+if __name__ == '__main__':
+    utils.run_cli(main, sys.argv[1:])
