@@ -1,4 +1,9 @@
 """The GAN wrapper, the DCGAN models and the adversarial losses."""
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 import torch
 from PIL import Image
@@ -7,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import losses
 import models
 import utils
-from conftest import ENTRYPOINTS, SHRINK, run_command, scalars, tree
+from conftest import ENTRYPOINTS, ROOT, SHRINK, scalars, tree
 
 GAN = ['--config', 'configs/digits-dcgan.yaml', *SHRINK]
 
@@ -102,7 +107,12 @@ def test_trainer_settings_a_gan_cannot_honour_are_refused_before_training(settin
 def test_the_gan_trains_in_two_ddp_processes(tmp_path):
     """Each of the two steps leaves the other network's parameters unused: plain DDP fails on
     that, so a GAN on several devices gets the strategy that allows it."""
-    result = run_command('train_pl.py', *GAN, '+trainer_params.devices=2', '--name', 'ddp',
-                         '--save-dir', str(tmp_path))
+    with socket.socket() as s:  # a port free now; an inherited MASTER_PORT may be taken
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([sys.executable, 'train_pl.py', *GAN, '+trainer_params.devices=2',
+                             '--name', 'ddp', '--save-dir', str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True,
+                            env={**os.environ, 'MASTER_PORT': str(port)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / 'ddp' / 'samples' / 'epoch=002.png').is_file()
