@@ -107,12 +107,15 @@ def test_trainer_settings_a_gan_cannot_honour_are_refused_before_training(settin
 def test_the_gan_trains_in_two_ddp_processes(tmp_path):
     """Each of the two steps leaves the other network's parameters unused: plain DDP fails on
     that, so a GAN on several devices gets the strategy that allows it."""
-    with socket.socket() as s:  # a port free now; an inherited MASTER_PORT may be taken
+    with socket.socket() as s:  # a port free now
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     result = subprocess.run([sys.executable, 'train_pl.py', *GAN, '+trainer_params.devices=2',
                              '--name', 'ddp', '--save-dir', str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True,
-                            env={**os.environ, 'MASTER_PORT': str(port)})
+                            capture_output=True, text=True, timeout=300,
+                            # a clean environment: nothing an earlier test left (seeds, ports,
+                            # ranks) may tell Lightning's launcher otherwise
+                            env={'PATH': os.environ['PATH'], 'HOME': os.environ.get('HOME', '/'),
+                                 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / 'ddp' / 'samples' / 'epoch=002.png').is_file()
