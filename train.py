@@ -31,7 +31,9 @@ from models.optim import make_optimizer, make_scheduler
 HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
            'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
            'limit_train_batches', 'limit_val_batches', 'limit_test_batches', 'deterministic',
+           'benchmark',  # cudnn.benchmark
            'nan_policy',  # runyard's own: stop (default) or skip a batch whose loss is NaN/Inf
+           'tf32',        # runyard's own: TF32 matmuls (utils/speed.py)
            # decided by --gpu / torchrun, or about Lightning's display: nothing to do here
            'accelerator', 'devices', 'strategy', 'enable_progress_bar', 'enable_model_summary',
            'num_sanity_val_steps'}
@@ -259,7 +261,7 @@ def evaluate(model, loader, loss_fn, n_batches, device, autocast, ddp):
 
 
 def check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device, autocast,
-          scaler, precision):
+          scaler, speed):
     """--check: one optimizer step on a train batch, one val batch, then a summary."""
     batches = {'train': next(iter(train_loader)), 'val': next(iter(val_loader))}
     x, y = (t.to(device) for t in batches['train'])
@@ -273,7 +275,7 @@ def check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device
         val_loss = loss_fn(model(x), y)
     parts = {'optimizer': type(optimizer).__name__,
              'lr scheduler': type(scheduler['scheduler']).__name__ if scheduler else 'none',
-             'precision': precision}
+             **speed}
     utils.check_report(model, device, batches,
                        {'train/loss': loss.item(), 'val/loss': val_loss.item()}, parts)
 
@@ -297,6 +299,10 @@ def main(argv):
     params = dict(cfg.get('trainer_params') or {})
     if params.get('deterministic'):
         torch.use_deterministic_algorithms(True)
+    # cuDNN tries each convolution algorithm on the first batch of a shape and keeps the
+    # fastest: worth it when shapes do not change. Lightning's `benchmark` means the same.
+    torch.backends.cudnn.benchmark = bool(params.get('benchmark')) and not params.get('deterministic')
+    utils.set_tf32(params.get('tf32'))
     ignored = sorted(set(params) - HONORED)
     if ignored and master:
         print(f"warning: train.py ignores trainer_params {', '.join(ignored)} "
@@ -347,15 +353,15 @@ def main(argv):
 
     # The train order depends on the seed and epoch alone, split among ranks; val and test are
     # sharded without padding, so metrics summed over ranks are those of one process.
-    train_loader = data.train_dataloader(cfg['seed'], rank, world_size)
-    val_loader = data.val_dataloader(rank, world_size)
-    test_loader = data.test_dataloader(rank, world_size)
+    train_loader = data.train_dataloader(cfg['seed'], rank, world_size, device)
+    val_loader = data.val_dataloader(rank, world_size, device)
+    test_loader = data.test_dataloader(rank, world_size, device)
     if ddp:
         model = DDP(model, device_ids=[device.index] if run.gpus else None)
     raw_model = model.module if ddp else model
     if args.check:
         return check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device,
-                     autocast, scaler, str(params.get('precision', '32')))
+                     autocast, scaler, utils.speed_settings(cfg))
 
     epoch, step, batches_done = 0, 0, 0  # where training starts: epoch, optimizer step, batch
     if run.ckpt:
@@ -394,6 +400,8 @@ def main(argv):
     n_val = limit(len(val_loader), params.get('limit_val_batches'))
     nan_policy = params.get('nan_policy', 'stop')
     metrics = {}
+    # log.txt gets the first step's time: after the start-up, and its own (compilation, autotuning)
+    first_step, step_started = True, None
     stop = StopSignals()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
 
     def save(epoch, batches_done, metrics):
@@ -425,6 +433,8 @@ def main(argv):
             for i, (x, y) in enumerate(train_loader, start=batches_done):
                 if i >= n_train:
                     break
+                if step_started is None:
+                    step_started = time.perf_counter()
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 last_micro_step = (i + 1) % accumulate == 0 or i + 1 == n_train
                 if ddp:
@@ -462,6 +472,13 @@ def main(argv):
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
+                if first_step:
+                    first_step = False
+                    if device.type == 'cuda':
+                        torch.cuda.synchronize(device)  # the step's kernels have run
+                    if master:
+                        run.log(utils.first_step_line(utils.process_age(),
+                                                      time.perf_counter() - step_started))
                 # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
                 if master and (step + 1) % log_every == 0:
                     writer.add_scalar('train/loss', loss.item(), step)

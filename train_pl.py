@@ -76,6 +76,7 @@ def make_trainer(run, callback_list, save, wrapper):
     params = dict(cfg.get('trainer_params') or {})
     check_manual_optimization(wrapper, params)
     params.pop('nan_policy', None)  # runyard's, read by RunState
+    utils.set_tf32(params.pop('tf32', None))  # runyard's: TF32 matmuls
     # the loaders shard themselves by rank, resumably (datasets/base.py)
     params.setdefault('use_distributed_sampler', False)
     params.setdefault('plugins', [AtomicCheckpointIO()])
@@ -131,7 +132,8 @@ def check(wrapper, data, trainer, run):
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
              'lr schedulers': ', '.join(type(c.scheduler).__name__
                                         for c in trainer.lr_scheduler_configs) or 'none',
-             'callbacks': ', '.join(type(c).__name__ for c in trainer.callbacks)}
+             'callbacks': ', '.join(type(c).__name__ for c in trainer.callbacks),
+             **utils.speed_settings(run.cfg)}
     utils.check_report(wrapper, wrapper.device, batches, losses, parts)
 
 

@@ -2,6 +2,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 import callbacks
 import utils
@@ -18,6 +19,24 @@ class ETALogger(pl.Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.start, self.first_epoch = time.time(), trainer.current_epoch
+        self.start_step, self.step_started, self.step_timed = trainer.global_step, None, False
+
+    # The first step's time, once per run: time-to-first-step, and the step's own time
+    # (torch.compile compiles then, cuDNN autotunes).
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.step_started is None:
+            self.step_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.step_timed or trainer.global_step == self.start_step:  # done, or accumulating
+            return
+        self.step_timed = True
+        if pl_module.device.type == 'cuda':
+            torch.cuda.synchronize(pl_module.device)  # the step's kernels have run
+        if self.log_path and trainer.is_global_zero:
+            with open(self.log_path, 'a') as f:
+                f.write(utils.first_step_line(utils.process_age(),
+                                              time.perf_counter() - self.step_started) + '\n')
 
     def on_train_epoch_end(self, trainer, pl_module):
         # Lightning runs the epoch's validation before this hook, so val/* are current.

@@ -15,6 +15,16 @@ A split's pipeline is pre + <split> + post; the keys given replace the dataset's
 `default_transforms` one by one. `batch_size`, `num_workers` and `pin_memory` directly in args
 are shorthand for dataloader.default.
 
+`loader: memory` is the on-device data path for datasets that fit in memory (digits, MNIST,
+CIFAR): each split goes through pre (and, for val/test, its own transforms) once, is kept as
+one tensor on the training device, and batches are index slices of it. Augmentation then runs
+per batch on the device, before post (normalisation):
+
+        loader: memory
+        augment: {crop_padding: 2, flip: true}   # random translate by up to 2 px, h-flip
+
+A random transform in `transforms.train` would be drawn once for good, so it is refused there.
+
 `TorchvisionFiles` is the data module of a torchvision dataset read from its files on disk
 (MNIST, Fashion-MNIST, CIFAR).
 """
@@ -38,21 +48,35 @@ class DataModule:
     default_transforms = {}
 
     def __init__(self, dataloader=None, transforms=None, batch_size=None, num_workers=None,
-                 pin_memory=None):
+                 pin_memory=None, loader='dataloader', augment=None):
         shorthand = {k: v for k, v in (('batch_size', batch_size), ('num_workers', num_workers),
                                        ('pin_memory', pin_memory)) if v is not None}
         self.loader_settings = loader_settings(dataloader or {}, shorthand)
+        if loader not in ('dataloader', 'memory'):
+            raise utils.ConfigError(f"must be 'dataloader' or 'memory', but got {loader!r}",
+                                    key='loader')
+        self.in_memory = loader == 'memory'
+        self.augment = check_augment(augment, self.in_memory)
+        pipelines = {**self.default_transforms, **(transforms or {})}
+        if self.in_memory and pipelines.get('train'):
+            raise utils.ConfigError(
+                'runs per sample, but loader: memory transforms each image once, so its random '
+                'draws would be frozen; leave it out (~data_module.args.transforms.train) and '
+                'use augment: {crop_padding: N, flip: true}', key='transforms.train')
         with utils.at_key('transforms'):
-            self.transforms = build_transforms({**self.default_transforms, **(transforms or {})})
-        self.splits = None
+            # transforms: each split's whole per-sample pipeline (also what test.py --predict
+            # applies); under loader: memory, load_transforms run once per sample and
+            # batch_transform (post) on every batch
+            self.transforms, self.load_transforms, self.batch_transform = build_transforms(pipelines)
+        self.splits, self.tensors = None, {}
 
     def build(self):
         raise NotImplementedError
 
     def setup(self, stage=None):
         if self.splits is None:
-            self.splits = {split: Transformed(ds, self.transforms[split])
-                           if self.transforms.get(split) else ds
+            pipelines = self.load_transforms if self.in_memory else self.transforms
+            self.splits = {split: Transformed(ds, pipelines[split]) if pipelines.get(split) else ds
                            for split, ds in self.build().items()}
 
     def loader(self, split, sampler=None, loader_class=DataLoader):
@@ -63,17 +87,46 @@ class DataModule:
                             generator=torch.Generator().manual_seed(0),
                             **self.loader_settings[split])
 
-    def train_dataloader(self, seed=0, rank=0, world_size=1):
-        """The shuffled train split; under DDP, this rank's share of it. Resumable mid-epoch."""
+    def train_dataloader(self, seed=0, rank=0, world_size=1, device='cpu'):
+        """The shuffled train split; under DDP, this rank's share of it. Resumable mid-epoch.
+        `device`: where loader: memory keeps the split."""
         self.setup()
         sampler = EpochSampler(len(self.splits['train']), seed, rank, world_size)
+        if self.in_memory:
+            return MemoryLoader(*self.on_device('train', device), sampler=sampler,
+                                augment=self.augment, seed=seed, transform=self.batch_transform,
+                                **self.memory_settings('train'))
         return self.loader('train', sampler, loader_class=ResumableLoader)
 
-    def val_dataloader(self, rank=0, world_size=1):
-        return self.loader('val', self.shard('val', rank, world_size))
+    def val_dataloader(self, rank=0, world_size=1, device='cpu'):
+        return self.eval_loader('val', rank, world_size, device)
 
-    def test_dataloader(self, rank=0, world_size=1):
-        return self.loader('test', self.shard('test', rank, world_size))
+    def test_dataloader(self, rank=0, world_size=1, device='cpu'):
+        return self.eval_loader('test', rank, world_size, device)
+
+    def eval_loader(self, split, rank, world_size, device):
+        shard = self.shard(split, rank, world_size)
+        if self.in_memory:
+            everything = range(len(self.splits[split]))
+            return MemoryLoader(*self.on_device(split, device), transform=self.batch_transform,
+                                indices=everything if shard is None else shard,
+                                **self.memory_settings(split))
+        return self.loader(split, shard)
+
+    def on_device(self, split, device):
+        """(inputs, targets) of a whole split as two tensors on `device`, made once."""
+        device = torch.device(device)
+        if self.tensors.get(split, (None,))[0] is None or self.tensors[split][0].device != device:
+            # the per-sample part of the pipeline, once, in batches (with the split's workers)
+            settings = {**self.loader_settings[split], 'batch_size': 1024, 'drop_last': False,
+                        'pin_memory': False, 'persistent_workers': False}
+            xs, ys = zip(*(batch[:2] for batch in DataLoader(self.splits[split], **settings)))
+            self.tensors[split] = (torch.cat(xs).to(device), torch.cat(ys).to(device))
+        return self.tensors[split]
+
+    def memory_settings(self, split):
+        settings = self.loader_settings[split]
+        return {'batch_size': settings['batch_size'], 'drop_last': settings['drop_last']}
 
     def predict_dataloader(self):
         return self.loader('test')
@@ -110,20 +163,11 @@ class EpochSampler(Sampler):
         return -(-self.n // self.world_size)
 
 
-class ResumableLoader(DataLoader):
-    """A DataLoader that knows how many batches of the epoch it has handed out, and can start
+class Resumable:
+    """A train loader that knows how many batches of the epoch it has handed out, and can start
     the next iteration after them: Lightning saves `state_dict()` in mid-epoch checkpoints and
     calls `load_state_dict()` on resume; train.py calls `skip()` itself."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.served = 0
-
-    def __iter__(self):
-        self.served = self.sampler.start // self.batch_size
-        for batch in super().__iter__():
-            self.served += 1
-            yield batch
+    served = 0
 
     def skip(self, epoch, batches):
         self.sampler.set_epoch(epoch)
@@ -134,6 +178,105 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state):
         self.skip(state['epoch'], state['served'])
+
+
+class ResumableLoader(Resumable, DataLoader):
+    def __iter__(self):
+        self.served = self.sampler.start // self.batch_size
+        for batch in super().__iter__():
+            self.served += 1
+            yield batch
+
+
+class MemoryLoader(Resumable):
+    """loader: memory. Batches are index slices of two tensors already on the device. The train
+    loader takes its order from an EpochSampler (seeded per epoch, sharded per rank, resumable
+    mid-epoch) and augments each batch there; its draws depend on (seed, epoch, sample) alone,
+    so a sample is augmented alike whichever rank or resumed process serves it."""
+    batch_sampler = None  # Lightning looks for one where there is a `sampler`
+
+    def __init__(self, x, y, batch_size, drop_last=False, sampler=None, indices=None,
+                 augment=None, seed=0, transform=None):
+        self.x, self.y, self.batch_size, self.drop_last = x, y, batch_size, drop_last
+        self.sampler, self.indices = sampler, indices
+        self.augment, self.seed, self.transform = augment or {}, seed, transform
+
+    def __len__(self):
+        n = len(self.sampler) if self.sampler is not None else len(self.indices)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        if self.sampler is not None:
+            start = self.sampler.start
+            order = self.sampler.indices()[start:]
+            self.sampler.start = 0
+            draws = self.draws(self.sampler.epoch)
+        else:
+            start, order, draws = 0, list(self.indices), None
+        self.served = start // self.batch_size
+        order = torch.tensor(order, dtype=torch.long, device=self.x.device)
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for i in range(0, stop, self.batch_size):
+            index = order[i:i + self.batch_size]
+            x = self.x[index]
+            if draws is not None:
+                x = augment_batch(x, *(d[index] for d in draws), self.augment)
+            if self.transform is not None:
+                x = self.transform(x)
+            self.served += 1
+            yield x, self.y[index]
+
+    def draws(self, epoch):
+        """This epoch's random shifts and flips of every sample of the split."""
+        if not self.augment:
+            return None
+        # a stream of its own, apart from the sampler's (seed + epoch)
+        generator = torch.Generator().manual_seed(2**40 + self.seed * 10007 + epoch)
+        n, pad = len(self.x), self.augment.get('crop_padding', 0)
+        shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+        flips = torch.rand(n, generator=generator) < 0.5
+        return shifts.to(self.x.device), flips.to(self.x.device)
+
+
+def augment_batch(x, shifts, flips, augment):
+    """Random translation (a crop of the zero-padded image, as RandomCrop(padding=p) does) and
+    horizontal flip of a batch (N, C, H, W), each sample by its own draw, in a few tensor ops."""
+    pad = augment.get('crop_padding', 0)
+    if pad:
+        n, _, h, w = x.shape
+        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
+        rows = shifts[:, :1] + torch.arange(h, device=x.device)          # (N, H)
+        cols = shifts[:, 1:] + torch.arange(w, device=x.device)          # (N, W)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        # one gather: sample b's pixel (i, j) is padded[b, rows[b, i], cols[b, j]]
+        x = padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+    if augment.get('flip'):
+        x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def check_augment(augment, in_memory):
+    if augment is None:
+        return None
+    if not in_memory:
+        raise utils.ConfigError('needs loader: memory (with the DataLoader, put per-sample '
+                                'transforms in transforms.train)', key='augment')
+    if not isinstance(augment, dict):
+        raise utils.ConfigError(f'must be a mapping like {{crop_padding: 4, flip: true}}, but got '
+                                f'{augment!r}', key='augment')
+    known = ('crop_padding', 'flip')
+    for key, value in augment.items():
+        if key not in known:
+            raise utils.ConfigError(f"unknown key{utils.close_matches(key, known)} (known: "
+                                    f"{', '.join(known)})", key=f'augment.{key}')
+    pad = augment.get('crop_padding', 0)
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise utils.ConfigError(f'must be an integer >= 0, but got {pad!r}',
+                                key='augment.crop_padding')
+    if not isinstance(augment.get('flip', False), bool):
+        raise utils.ConfigError(f"must be true or false, but got {augment['flip']!r}",
+                                key='augment.flip')
+    return dict(augment)
 
 
 def loader_settings(section, shorthand):
@@ -180,7 +323,9 @@ def check_setting(name, value, where):
 
 
 def build_transforms(section):
-    """{split: callable or None}: pre + <split> + post, each a list of transform specs."""
+    """Three pipelines from lists of transform specs: {split: pre + <split> + post} (per
+    sample), {split: pre (+ <split> for val and test)} and post (per batch), for loader: memory.
+    A missing pipeline is None."""
     if not isinstance(section, dict):
         raise utils.ConfigError(f"must be a mapping of {', '.join(PIPELINE_KEYS)}, but got "
                                 f'{section!r}')
@@ -192,17 +337,18 @@ def build_transforms(section):
             raise utils.ConfigError(f'must be a list of transform specs, but got {specs!r}',
                                     key=key)
     if not any(section.values()):
-        return {}
+        return {}, {}, None
     from datasets import transforms  # torchvision loads only when a config asks for transforms
-    built = {}
+    built = {key: [] for key in PIPELINE_KEYS}
     for key, specs in section.items():
-        built[key] = []
         for i, spec in enumerate(specs):
             with utils.at_key(f'{key}.{i}'):
                 built[key].append(transforms.make(spec))
-    return {split: transforms.compose(built.get('pre', []) + built.get(split, []) +
-                                      built.get('post', []))
+    whole = {split: transforms.compose(built['pre'] + built[split] + built['post'])
+             for split in SPLITS}
+    load = {split: transforms.compose(built['pre'] + (built[split] if split != 'train' else []))
             for split in SPLITS}
+    return whole, load, transforms.compose(built['post'])
 
 
 class Transformed(Dataset):

@@ -14,14 +14,18 @@ class LightningData(pl.LightningDataModule):
         self.data.setup(stage)
 
     def train_dataloader(self):
-        return self.data.train_dataloader(self.seed, self.trainer.global_rank,
-                                          self.trainer.world_size)
+        return self.data.train_dataloader(self.seed, *self.where())
 
     def val_dataloader(self):
-        return self.data.val_dataloader(self.trainer.global_rank, self.trainer.world_size)
+        return self.data.val_dataloader(*self.where())
 
     def test_dataloader(self):
-        return self.data.test_dataloader(self.trainer.global_rank, self.trainer.world_size)
+        return self.data.test_dataloader(*self.where())
+
+    def where(self):
+        """(rank, world size, device): a loader: memory split goes to this process's device."""
+        trainer = self.trainer
+        return trainer.global_rank, trainer.world_size, trainer.strategy.root_device
 
     def predict_dataloader(self):
         return self.data.predict_dataloader()

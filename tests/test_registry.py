@@ -56,8 +56,9 @@ def test_dotted_names_import():
 def test_unknown_name_lists_close_matches_and_every_name():
     with pytest.raises(utils.ConfigError,
                        match=r"unknown models name 'resnet81'; did you mean 'resnet18' or "
-                             r"'resnet50' or 'resnet34'\? \(known: convnet, dcgan_discriminator, "
-                             r"dcgan_generator, lenet5, mlp, resnet18, resnet34, resnet50\)"):
+                             r"'resnet50' or 'resnet34'\? \(known: airbench, convnet, "
+                             r"dcgan_discriminator, dcgan_generator, lenet5, mlp, resnet18, "
+                             r"resnet34, resnet50\)"):
         models.make({'name': 'resnet81'})
 
 

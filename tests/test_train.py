@@ -58,11 +58,13 @@ def test_honors_trainer_params_and_names_the_rest(train, capsys, precision):
     run = train(*DIGITS, *SHRINK, '+trainer_params.accumulate_grad_batches=2',
                 '+trainer_params.check_val_every_n_epoch=2', '+trainer_params.gradient_clip_val=0.5',
                 f'+trainer_params.precision={precision}', '+trainer_params.benchmark=true',
-                '+trainer_params.overfit_batches=1', script='train.py')
+                '+trainer_params.detect_anomaly=true', '+trainer_params.overfit_batches=1',
+                script='train.py')
     state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
     assert state['global_step'] == 4  # 2 epochs x 4 batches / 2 accumulated
     assert len(scalars(run, 'val/acc')) == 1  # validated on epoch 2 only
-    assert 'warning: train.py ignores trainer_params benchmark, overfit_batches ' \
+    assert torch.backends.cudnn.benchmark  # set from `benchmark`, as Lightning does
+    assert 'warning: train.py ignores trainer_params detect_anomaly, overfit_batches ' \
            '(train_pl.py honors them)' in capsys.readouterr().err
 
 

@@ -7,12 +7,13 @@ any module may import it; the folders use these names, so they stay stable.
     run.py       the shared command line and run folders (save/<name>/)
     logs.py      metrics.csv, the config in TensorBoard's HParams view
     seed.py      seeding, and the random states a checkpoint keeps
+    speed.py     the GPU speed settings of a config, time-to-first-step
     weights.py   checkpoints loaded with weights_only=True, best checkpoint, init_from
 
 A config is a YAML mapping:
     data_module:   {name, args}                     datasets registry
     train_wrapper: {name, args: {model_spec, loss_spec, optim_spec, sched_spec}}
-    trainer_params: {...}                           pl.Trainer arguments
+    trainer_params: {...}                           pl.Trainer arguments (+ nan_policy, tf32)
     checkpoint:    {...}                            ModelCheckpoint arguments
     callbacks:     [{name, args}, ...]              callbacks registry or dotted paths
     seed: int
@@ -28,5 +29,6 @@ from .run import (ROOT, Run, atomic_save, check_name, check_report, describe, et
                   start)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
                    write_hparams)
+from .speed import first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
