@@ -90,6 +90,23 @@ CASES = [
     ('root_dir missing', [*MNIST, 'data_module.args.root_dir={tmp}/nowhere'],
      r'^error: configs/mnist-classification.yaml: data_module.args.root_dir: MNIST files not '
      r'found in {tmp}/nowhere/MNIST/raw'),
+    ('loader typo', [*DIGITS, '+data_module.args.loader=gpu'],
+     r"^error: configs/digits.yaml: data_module.args.loader: must be 'dataloader' or 'memory', "
+     r"but got 'gpu'$"),
+    ('augment without memory', [*DIGITS, '+data_module.args.augment={flip: true}'],
+     r'^error: configs/digits.yaml: data_module.args.augment: needs loader: memory '),
+    ('augment typo', [*DIGITS, '+data_module.args.loader=memory',
+                      '+data_module.args.augment={crop_pad: 2}'],
+     r"^error: configs/digits.yaml: data_module.args.augment.crop_pad: unknown key; did you "
+     r"mean 'crop_padding'\? \(known: crop_padding, flip\)$"),
+    ('per-sample augmentation in memory', [*DIGITS, '+data_module.args.loader=memory',
+                                           '+data_module.args.transforms.train=[{name: RandomCrop, '
+                                           'args: {size: 8, padding: 1}}]'],
+     r'^error: configs/digits.yaml: data_module.args.transforms.train: runs per sample, but '
+     r'loader: memory transforms each image once'),
+    ('compile not a flag', [*DIGITS, '+train_wrapper.args.model_spec.compile=fast'],
+     r'^error: configs/digits.yaml: train_wrapper.args.model_spec.compile: must be true, false '
+     r"or a mapping of torch.compile arguments, but got 'fast'$"),
     ('explain typo', [*DIGITS, '--explain', 'trainer_params.max_epoch'],
      r"^error: configs/digits.yaml: --explain trainer_params.max_epoch: no such key in the "
      r"config; did you mean 'trainer_params.max_epochs'"),
