@@ -201,9 +201,11 @@ class Checkpoints:
             self.kept, self.best_path = kept, kept[0][1]
         state['checkpoints'] = self.state_dict()  # as it is once these files are written
         self.folder.mkdir(parents=True, exist_ok=True)
-        utils.atomic_save(state, self.folder / 'last.ckpt')
-        if path not in dropped and path is not None:
+        if path is not None and path not in dropped:
             utils.atomic_save(state, path)
+            utils.atomic_link(path, self.folder / 'last.ckpt')  # the same bytes: written once
+        else:
+            utils.atomic_save(state, self.folder / 'last.ckpt')
         for old in dropped:
             if old != path:
                 os.remove(old)

@@ -97,14 +97,16 @@ def make_trainer(run, callback_list, save, wrapper):
         checkpoint = dict(cfg.get('checkpoint') or {})
         with utils.at_key('checkpoint'):
             utils.check_args(ModelCheckpoint, checkpoint, 'ModelCheckpoint', prefix='')
-        # both checkpoint callbacks write the one last.ckpt (no last-v1.ckpt)
-        checkpoint.update(dirpath=str(run.dir / 'ckpt'), save_last=True, enable_version_counter=False)
+        # top-k files only: RunState writes last.ckpt after every epoch
+        checkpoint.update(dirpath=str(run.dir / 'ckpt'), save_last=False,
+                          enable_version_counter=False)
         every_n_steps = checkpoint.pop('every_n_train_steps', 0)
         callback_list = callback_list + [ModelCheckpoint(**checkpoint)]
         if every_n_steps:
             # last.ckpt within the epoch too, whatever the first one monitors: a mid-epoch
             # resume point (Lightning's every_n_train_steps alone would also drop the
-            # end-of-epoch saves, and save nothing before `monitor` has a value)
+            # end-of-epoch saves, and save nothing before `monitor` has a value); no
+            # last-v1.ckpt beside RunState's
             callback_list.append(ModelCheckpoint(dirpath=str(run.dir / 'ckpt'), save_last=True,
                                                  save_top_k=0, every_n_train_steps=every_n_steps,
                                                  enable_version_counter=False))

@@ -10,6 +10,7 @@
 """
 import signal
 import threading
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -85,16 +86,22 @@ class RunState(pl.Callback):
                 trainer.save_checkpoint(self.last_path)
             raise Interrupted(signum)
 
-    # last.ckpt at the end of every epoch. Lightning 2.6's ModelCheckpoint rewrites it only in
-    # epochs that save a top-k file, so a run whose metric stopped improving would resume from
-    # (and test.py --ckpt last would read) its best epoch. This hook runs after the epoch's
-    # validation; when a ModelCheckpoint has just written last.ckpt there, it is not written again.
+    # last.ckpt at the end of every epoch, after its validation (train_pl.py's ModelCheckpoint
+    # writes top-k files only: in Lightning 2.6 it rewrites last.ckpt only in epochs that save
+    # one, so a run whose metric stopped improving would resume from its best epoch). When a
+    # ModelCheckpoint has just saved this very state as a top-k file, last.ckpt becomes a hard
+    # link to it: one write per epoch, not two.
     def on_train_epoch_end(self, trainer, pl_module):
         if not self.last_path or trainer.sanity_checking:
             return
-        if any(getattr(c, '_last_global_step_saved', None) == trainer.global_step and
-               c.last_model_path for c in trainer.checkpoint_callbacks):
-            return
+        for c in trainer.checkpoint_callbacks:
+            saved = getattr(c, '_last_checkpoint_saved', '')
+            if getattr(c, '_last_global_step_saved', None) == trainer.global_step and saved and \
+                    Path(saved) != Path(self.last_path) and Path(saved).is_file():
+                if trainer.is_global_zero:
+                    utils.atomic_link(saved, self.last_path)
+                trainer.strategy.barrier()
+                return
         trainer.save_checkpoint(self.last_path)
 
     def restore_signals(self):

@@ -1,5 +1,6 @@
-"""A fast CIFAR-10 network after Keller Jordan's airbench94 (github.com/KellerJordan/airbench):
-94% test accuracy in about 10 epochs at batch 1024 (configs/cifar10-fast.yaml).
+"""A fast CIFAR-10 network after Keller Jordan's airbench94 (github.com/KellerJordan/airbench),
+whose recipe reaches 94% test accuracy in about 10 epochs at batch 1024; configs/cifar10-fast.yaml
+is that recipe as far as a config can say it (and lists what it leaves out).
 
     whiten (2x2, frozen, fit to the data) -> GELU
     -> 3 x [conv3x3, max-pool 2, BN, GELU, conv3x3, BN, GELU]   widths 64/256/256
@@ -56,7 +57,7 @@ class PatchWhitening(nn.Module):
     @torch.compiler.disable
     @torch.no_grad()
     def fit(self, x):
-        out_half, in_channels, k, _ = self.weight.shape
+        _, in_channels, k, _ = self.weight.shape
         # Every 2x2 patch as a row (c-major, then row, then column: the order of the conv
         # weight's flattened filters). Autocast off and float32: under bf16-mixed the
         # covariance and the eigenvectors would lose most of their precision.
@@ -69,8 +70,9 @@ class PatchWhitening(nn.Module):
                 dist.all_reduce(covariance)
                 covariance /= dist.get_world_size()
             eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
-        # Largest component first; eps keeps near-constant directions from being blown up
-        # into pure noise (and a slightly negative rounding error from sqrt of < 0).
+        # Largest component first. eps caps the gain of the directions in which the patches
+        # hardly vary, which would otherwise be amplified from noise; the clamp catches an
+        # eigenvalue that rounding made slightly negative.
         eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
         filters = eigenvectors.T / (eigenvalues.clamp(min=0) + self.eps).sqrt()[:, None]
         filters = filters.reshape(-1, in_channels, k, k).to(self.weight.dtype)
@@ -80,8 +82,9 @@ class PatchWhitening(nn.Module):
 
 
 class BatchNorm(nn.BatchNorm2d):
-    """BatchNorm with no learned scale (a GELU follows, and the next conv rescales anyway) and
-    a learned shift whose SGD learning rate is `bias_lr_scale` times the others'.
+    """BatchNorm with no learned scale (airbench keeps it at 1: the next conv can scale its
+    input as it needs) and a learned shift whose SGD learning rate is `bias_lr_scale` times
+    the others'.
 
     airbench gives the BN biases their own parameter group with 64x the learning rate and the
     same decoupled weight decay. A config has one group, so the same update comes from the
@@ -103,8 +106,8 @@ class BatchNorm(nn.BatchNorm2d):
 def conv3x3(in_channels, out_channels):
     conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
     # The first filters start as identities (a delta in the centre of the kernel, one per
-    # input channel): at initialisation the signal passes through every layer undistorted,
-    # which lets a 7-layer net without residual connections train at a high learning rate.
+    # input channel), as in airbench: at initialisation each layer passes its input through,
+    # which is what a residual connection gives a deep net, in a net that has none.
     with torch.no_grad():
         nn.init.dirac_(conv.weight[:in_channels])
     return conv
@@ -114,7 +117,7 @@ class ConvGroup(nn.Sequential):
     def __init__(self, in_channels, out_channels, batchnorm_momentum, bias_lr_scale):
         super().__init__(
             conv3x3(in_channels, out_channels),
-            nn.MaxPool2d(2),  # before the BN: pool, then normalise what the next layer sees
+            nn.MaxPool2d(2),  # right after the conv: the BN and GELU see a quarter of the pixels
             BatchNorm(out_channels, batchnorm_momentum, bias_lr_scale),
             nn.GELU(),
             conv3x3(out_channels, out_channels),
@@ -126,7 +129,7 @@ class ConvGroup(nn.Sequential):
 @models.register('airbench')
 class Airbench(nn.Module):
     """`batchnorm_momentum` is PyTorch's (the weight of the new batch): airbench's 0.6 is the
-    weight of the running average, 1 - 0.4. `tta`: in eval mode, the logits are the average
+    weight of the running average, so 0.4 here. `tta`: in eval mode, the logits are the average
     of the image's and its mirror image's. `bias_lr_scale`: see BatchNorm (64 in airbench;
     1 for a plain BN shift)."""
     input_shape = (3, 32, 32)
@@ -152,10 +155,10 @@ class Airbench(nn.Module):
 
     def logits(self, x):
         x = self.pool(self.features(self.whiten(x))).flatten(1)
-        # A fixed scale, tuned by airbench together with its lr and label smoothing: it starts
-        # the logits small, and, like the BN bias multiplier read backwards, it makes SGD move
-        # the logits 1/scale^2 = 81 times more slowly through the head, which the high lr that
-        # suits the convolutions would otherwise swing around.
+        # A fixed scale, tuned by airbench together with its lr and label smoothing. It starts
+        # the logits small, and (the BN bias multiplier's argument, the other way round) makes
+        # an SGD step move the logits through the head 1 / scale^2 = 81 times less: the head
+        # gets a far smaller lr than the high one the convolutions train at.
         return self.head(x) * self.logit_scale
 
     def forward(self, x):

@@ -15,6 +15,9 @@ def test_check_runs_every_shipped_config(config, script, save_dir, mnist_root, c
     argv = ['--config', config, '--check', '--save-dir', str(save_dir)]
     if 'search' in utils.load_config(ROOT / config):  # a sweep: check the config it varies
         argv.append('~search')
+    if utils.load_config(ROOT / config)['train_wrapper']['args'].get('model_spec', {}).get(
+            'compile'):  # a minute of compiling on 2 cores; tests/test_speed.py compiles for real
+        argv.append('train_wrapper.args.model_spec.compile=false')
     roots = {'mnist': mnist_root, 'cifar10': cifar10_root}  # tiny copies in the real format
     dataset = utils.load_config(ROOT / config)['data_module']['name']
     if dataset in roots:

@@ -92,6 +92,22 @@ def atomic_save(obj, path):
             tmp.unlink()
 
 
+def atomic_link(src, path):
+    """Make `path` another name of the file `src` (a hard link: no second write of the same
+    checkpoint), atomically like atomic_save; a copy where the file system has no hard links."""
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 class Run:
     """What an entrypoint needs to start or continue one run, resolved from its arguments
     before anything is built or written."""
