@@ -179,3 +179,19 @@ def test_first_step_line_once_per_run(train, script):
     lines = [line for line in (run / 'log.txt').read_text().splitlines()
              if line.startswith('first step: ')]
     assert len(lines) == 2  # the start and the resume, each once
+
+
+@pytest.mark.slow
+def test_memory_loader_under_ddp_matches_one_process(tmp_path):
+    """Two torchrun processes of 32 samples from their own shard against one process of 64:
+    the same global batches, so the same validation curve."""
+    common = [*DIGITS, *MEMORY, 'trainer_params.max_epochs=4', '+test=false',
+              '--save-dir', str(tmp_path)]
+    ddp = run_command('-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2',
+                      'train.py', *common, '--name', 'ddp', 'data_module.args.batch_size=32')
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run_command('train.py', *common, '--name', 'single')
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = scalars(tmp_path / 'ddp', 'val/acc'), scalars(tmp_path / 'single', 'val/acc')
+    assert [s for s, _ in a] == [s for s, _ in b] and len(a) == 4
+    assert all(abs(x - y) < 0.03 for (_, x), (_, y) in zip(a, b)) and a[-1][1] > 0.85
