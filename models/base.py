@@ -47,7 +47,13 @@ class BaseWrapper(pl.LightningModule):
             print(f'warning: skipped batch {batch_idx} of epoch {self.current_epoch + 1}: the '
                   f'loss is {loss.item()}', file=sys.stderr)
             return None  # Lightning skips the batch's backward and update (it counts the step)
-        self.log('train/loss', loss, prog_bar=True, batch_size=len(y))
+        # Only where the Trainer writes logs, and at the epoch's last batch (the ETA line shows
+        # it): each self.log call costs about 0.8 ms of Python, as much as a small model's
+        # whole step (benchmarks/RESULTS.md).
+        trainer = self.trainer
+        if (self.global_step + 1) % trainer.log_every_n_steps == 0 or \
+                batch_idx + 1 == trainer.num_training_batches:
+            self.log('train/loss', loss, prog_bar=True, batch_size=len(y))
         return loss
 
     def evaluate(self, batch, split, accuracy):

@@ -70,9 +70,9 @@ def test_explain_says_who_set_a_key(save_dir, capsys):
         'trainer_params.max_epochs=12', '--save-dir', str(save_dir)])
     assert capsys.readouterr().out.splitlines() == [
         'train_wrapper.args.model_spec.args.hidden: [512, 256]',
-        '  set by configs/digits-augment.yaml:18',
-        '  replacing [256] from configs/digits.yaml:14',
+        '  set by configs/digits-augment.yaml:19',
+        '  replacing [256] from configs/digits.yaml:15',
         'trainer_params.max_epochs: 12',
         "  set by override 'trainer_params.max_epochs=12'",
-        '  replacing 30 from configs/digits-augment.yaml:28',
-        '  replacing 20 from configs/digits.yaml:29']
+        '  replacing 30 from configs/digits-augment.yaml:29',
+        '  replacing 20 from configs/digits.yaml:30']

@@ -65,7 +65,8 @@ CASES = [
     ('interpolation', [*DIGITS, 'train_wrapper.args.sched_spec.args.T_max=${trainer.epochs}'],
      r"^error: configs/digits.yaml: train_wrapper.args.sched_spec.args.T_max: cannot resolve: "
      r"Interpolation key 'trainer.epochs' not found$"),
-    ('unknown transform', [*DIGITS, '+data_module.args.transforms.train=[{name: RandomCrp}]'],
+    ('unknown transform', [*DIGITS, 'data_module.args.loader=dataloader',
+                           '+data_module.args.transforms.train=[{name: RandomCrp}]'],
      r"^error: configs/digits.yaml: data_module.args.transforms.train.0.name: unknown "
      r"transforms name 'RandomCrp'; did you mean 'RandomCrop'"),
     ('dataloader typo', [*DIGITS, '+data_module.args.dataloader.train.batchsize=8'],
@@ -90,18 +91,17 @@ CASES = [
     ('root_dir missing', [*MNIST, 'data_module.args.root_dir={tmp}/nowhere'],
      r'^error: configs/mnist-classification.yaml: data_module.args.root_dir: MNIST files not '
      r'found in {tmp}/nowhere/MNIST/raw'),
-    ('loader typo', [*DIGITS, '+data_module.args.loader=gpu'],
+    ('loader typo', [*DIGITS, 'data_module.args.loader=gpu'],
      r"^error: configs/digits.yaml: data_module.args.loader: must be 'dataloader' or 'memory', "
      r"but got 'gpu'$"),
-    ('augment without memory', [*DIGITS, '+data_module.args.augment={flip: true}'],
+    ('augment without memory', [*DIGITS, 'data_module.args.loader=dataloader',
+                                '+data_module.args.augment={flip: true}'],
      r'^error: configs/digits.yaml: data_module.args.augment: needs loader: memory '),
-    ('augment typo', [*DIGITS, '+data_module.args.loader=memory',
-                      '+data_module.args.augment={crop_pad: 2}'],
+    ('augment typo', [*DIGITS, '+data_module.args.augment={crop_pad: 2}'],
      r"^error: configs/digits.yaml: data_module.args.augment.crop_pad: unknown key; did you "
      r"mean 'crop_padding'\? \(known: crop_padding, flip\)$"),
-    ('per-sample augmentation in memory', [*DIGITS, '+data_module.args.loader=memory',
-                                           '+data_module.args.transforms.train=[{name: RandomCrop, '
-                                           'args: {size: 8, padding: 1}}]'],
+    ('per-sample augmentation in memory', [*DIGITS, '+data_module.args.transforms.train=[{name: '
+                                           'RandomCrop, args: {size: 8, padding: 1}}]'],
      r'^error: configs/digits.yaml: data_module.args.transforms.train: runs per sample, but '
      r'loader: memory transforms each image once'),
     ('compile not a flag', [*DIGITS, '+train_wrapper.args.model_spec.compile=fast'],

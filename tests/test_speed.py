@@ -11,8 +11,9 @@ import models
 import utils
 from datasets.base import augment_batch
 
-DIGITS = ['--config', 'configs/digits.yaml']
-MEMORY = ['+data_module.args.loader=memory']
+DIGITS = ['--config', 'configs/digits.yaml']  # loader: memory
+MEMORY = ['data_module.args.loader=memory']
+DATALOADER = ['data_module.args.loader=dataloader']
 AUGMENT = ['+data_module.args.augment={crop_padding: 2, flip: true}']
 
 
@@ -96,7 +97,7 @@ def test_resumes_mid_epoch_with_the_same_batches():
 @pytest.mark.parametrize('script', ENTRYPOINTS)
 def test_both_entrypoints_train_the_same_on_either_loader(train, script):
     argv = [*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+test=false']
-    plain = train(*argv, name='plain', script=script)
+    plain = train(*argv, *DATALOADER, name='plain', script=script)
     memory = train(*argv, *MEMORY, name='memory', script=script)
     a, b = scalars(plain, 'val/loss'), scalars(memory, 'val/loss')
     assert len(a) == 3 and [s for s, _ in a] == [s for s, _ in b]
