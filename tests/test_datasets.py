@@ -3,6 +3,7 @@
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,3 +168,11 @@ def test_a_val_size_too_large_stops_before_the_run_folder_exists(script, mnist_r
     assert err.startswith('error: configs/mnist-classification.yaml: data_module.args.val_size: '
                           'must be a count or a fraction'), err
     assert not save_dir.exists()
+
+
+def test_digits_are_scikit_learns_without_importing_it():
+    from datasets.digits import read_digits
+    x, y = read_digits()
+    from sklearn.datasets import load_digits
+    x_ref, y_ref = load_digits(return_X_y=True)
+    assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
