@@ -49,6 +49,20 @@ def make_callbacks(cfg, run, save):
     return built
 
 
+class TopKAndLast(ModelCheckpoint):
+    """ModelCheckpoint whose every top-k file becomes last.ckpt too, as a hard link, in the
+    same moment: the same state, written once. RunState writes last.ckpt in the other epochs."""
+
+    @property
+    def state_key(self):  # ModelCheckpoint's: test.py and earlier runs' resumes find its state
+        return super().state_key.replace(type(self).__qualname__, 'ModelCheckpoint', 1)
+
+    def _save_checkpoint(self, trainer, filepath):
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            utils.atomic_link(filepath, Path(self.dirpath) / 'last.ckpt')
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written to a temporary file and renamed into place: never half a file."""
 
@@ -97,11 +111,10 @@ def make_trainer(run, callback_list, save, wrapper):
         checkpoint = dict(cfg.get('checkpoint') or {})
         with utils.at_key('checkpoint'):
             utils.check_args(ModelCheckpoint, checkpoint, 'ModelCheckpoint', prefix='')
-        # top-k files only: RunState writes last.ckpt after every epoch
         checkpoint.update(dirpath=str(run.dir / 'ckpt'), save_last=False,
                           enable_version_counter=False)
         every_n_steps = checkpoint.pop('every_n_train_steps', 0)
-        callback_list = callback_list + [ModelCheckpoint(**checkpoint)]
+        callback_list = callback_list + [TopKAndLast(**checkpoint)]
         if every_n_steps:
             # last.ckpt within the epoch too, whatever the first one monitors: a mid-epoch
             # resume point (Lightning's every_n_train_steps alone would also drop the

@@ -86,22 +86,17 @@ class RunState(pl.Callback):
                 trainer.save_checkpoint(self.last_path)
             raise Interrupted(signum)
 
-    # last.ckpt at the end of every epoch, after its validation (train_pl.py's ModelCheckpoint
-    # writes top-k files only: in Lightning 2.6 it rewrites last.ckpt only in epochs that save
-    # one, so a run whose metric stopped improving would resume from its best epoch). When a
-    # ModelCheckpoint has just saved this very state as a top-k file, last.ckpt becomes a hard
-    # link to it: one write per epoch, not two.
+    # last.ckpt at the end of every epoch, after its validation. train_pl.py's ModelCheckpoint
+    # (TopKAndLast) links last.ckpt to each top-k file it saves; in Lightning 2.6 it would
+    # rewrite last.ckpt only in those epochs, so a run whose metric stopped improving would
+    # resume from its best epoch. This writes it in the others.
     def on_train_epoch_end(self, trainer, pl_module):
         if not self.last_path or trainer.sanity_checking:
             return
-        for c in trainer.checkpoint_callbacks:
-            saved = getattr(c, '_last_checkpoint_saved', '')
-            if getattr(c, '_last_global_step_saved', None) == trainer.global_step and saved and \
-                    Path(saved) != Path(self.last_path) and Path(saved).is_file():
-                if trainer.is_global_zero:
-                    utils.atomic_link(saved, self.last_path)
-                trainer.strategy.barrier()
-                return
+        if any(getattr(c, '_last_global_step_saved', None) == trainer.global_step and
+               Path(getattr(c, '_last_checkpoint_saved', '') or '.').name != 'last.ckpt'
+               for c in trainer.checkpoint_callbacks):
+            return  # a top-k file of this very state was saved, and linked as last.ckpt
         trainer.save_checkpoint(self.last_path)
 
     def restore_signals(self):

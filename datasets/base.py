@@ -116,7 +116,7 @@ class DataModule:
     def on_device(self, split, device):
         """(inputs, targets) of a whole split as two tensors on `device`, made once."""
         device = torch.device(device)
-        if self.tensors.get(split, (None,))[0] is None or self.tensors[split][0].device != device:
+        if split not in self.tensors or self.tensors[split][0].device != device:
             # the per-sample part of the pipeline, once, in batches (with the split's workers)
             settings = {**self.loader_settings[split], 'batch_size': 1024, 'drop_last': False,
                         'pin_memory': False, 'persistent_workers': False}

@@ -13,14 +13,15 @@ from conftest import ROOT, run_command
 
 pytestmark = pytest.mark.slow
 
-# digits with dropout and a random augmentation (so the RNG matters), 6 batches an epoch,
-# 3 epochs, a checkpoint every 2 steps
+# digits with dropout and a random per-sample augmentation in the DataLoader (so the RNG
+# matters), 6 batches an epoch, 3 epochs, a checkpoint every 2 steps
 CONFIG = ['--config', 'configs/digits.yaml', 'trainer_params.max_epochs=3',
           '+trainer_params.limit_train_batches=6', '+trainer_params.limit_val_batches=2',
           '+trainer_params.enable_progress_bar=false', '+trainer_params.log_every_n_steps=1',
           '+trainer_params.enable_model_summary=false', '+test=false',
           'train_wrapper.args.sched_spec.args.T_max=3',
           '+train_wrapper.args.model_spec.args.dropout=0.2', '+checkpoint.every_n_train_steps=2',
+          'data_module.args.loader=dataloader',
           '+data_module.args.transforms={train: [{name: RandomAffine, args: {degrees: 10}}]}']
 PLAIN_LOSS = ['train_wrapper.args.loss_spec.name=cross_entropy', '~train_wrapper.args.loss_spec.args']
 SCRIPTS = ['train.py', 'train_pl.py']
