@@ -303,7 +303,8 @@ def main(argv):
         torch.use_deterministic_algorithms(True)
     # cuDNN tries each convolution algorithm on the first batch of a shape and keeps the
     # fastest: worth it when shapes do not change. Lightning's `benchmark` means the same.
-    torch.backends.cudnn.benchmark = bool(params.get('benchmark')) and not params.get('deterministic')
+    torch.backends.cudnn.benchmark = bool(params.get('benchmark') and
+                                          not params.get('deterministic'))
     utils.set_tf32(params.get('tf32'))
     ignored = sorted(set(params) - HONORED)
     if ignored and master:

@@ -51,7 +51,9 @@ def make_callbacks(cfg, run, save):
 
 class TopKAndLast(ModelCheckpoint):
     """ModelCheckpoint whose every top-k file becomes last.ckpt too, as a hard link, in the
-    same moment: the same state, written once. RunState writes last.ckpt in the other epochs."""
+    same moment: the same state, written once. `linked_step` tells RunState, which writes
+    last.ckpt in the other epochs."""
+    linked_step = None
 
     @property
     def state_key(self):  # ModelCheckpoint's: test.py and earlier runs' resumes find its state
@@ -61,6 +63,7 @@ class TopKAndLast(ModelCheckpoint):
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero:
             utils.atomic_link(filepath, Path(self.dirpath) / 'last.ckpt')
+        self.linked_step = trainer.global_step  # on every rank: they decide alike
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

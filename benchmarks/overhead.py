@@ -196,11 +196,6 @@ def mean_epoch(ends):
     return (ends[-1] - ends[0]) / (len(ends) - 1)
 
 
-def speed_settings(cfg):
-    # utils.speed_settings is new; None where this checkout does not have it yet
-    return dict(utils.speed_settings(cfg)) if hasattr(utils, 'speed_settings') else None
-
-
 class Floor:
     """What raw_loop and the bare Trainer train: the config's data as tensors, and its model,
     loss, optimizer and lr schedule, built fresh for every run from the config's seed."""
@@ -295,21 +290,17 @@ def run_entrypoint(main, config, overrides, save_dir, name, gpu, epochs):
 
 
 def time_to_first_step(script, config, overrides, save_dir, name, gpu, threads):
-    """(seconds, source): the time to the first step that the entrypoint writes to log.txt
-    ('log'), or, from an entrypoint that does not, the wall time of the whole command ('wall':
-    one epoch of one train and one val batch, and the checkpoint)."""
+    """Seconds from launch to the end of the first step, as the entrypoint writes it to
+    log.txt."""
     cmd = [sys.executable, script, '--config', str(config), '--name', name,
            '--save-dir', str(save_dir), *(['--gpu', '0'] if gpu else []), *overrides,
            'trainer_params.max_epochs=1', '+trainer_params.limit_train_batches=1',
            '+trainer_params.limit_val_batches=1']
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads)}
-    start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f'{" ".join(cmd)} failed:\n{done.stderr[-2000:]}')
-    found = FIRST_STEP.search((save_dir / name / 'log.txt').read_text())
-    return (float(found[1]), 'log') if found else (wall, 'wall')
+    return float(FIRST_STEP.search((save_dir / name / 'log.txt').read_text())[1])
 
 
 def synthetic_overrides(workload, size_key):
@@ -363,9 +354,8 @@ def measure_workload(name, args, device, save_dir, size_key):
     result = {path: median_after_warmup(t) for path, t in times.items()}
     result['ratio_train_py_raw'] = result['train_py'] / result['raw']
     result['ratio_train_pl_bare'] = result['train_pl'] / result['bare_lightning']
-    result['ttfs_source'] = {}
     for script, path in (('train.py', 'train_py'), ('train_pl.py', 'train_pl')):
-        result[f'ttfs_{path}'], result['ttfs_source'][path] = time_to_first_step(
+        result[f'ttfs_{path}'] = time_to_first_step(
             script, config, [*overrides, *QUIET], save_dir, f'{name}-ttfs-{path}', gpu,
             args.threads)
     result.update(describe(floor.cfg, CONFIGS[name], floor.sizes), epoch_times=times)
@@ -379,7 +369,7 @@ def describe(cfg, config, sizes):
     return {'config': config, 'data': data,
             'model': cfg['train_wrapper']['args']['model_spec']['name'],
             'batch_size': datasets.make(cfg['data_module']).loader_settings['train']['batch_size'],
-            'sizes': sizes, 'settings': speed_settings(cfg)}
+            'sizes': sizes, 'settings': utils.speed_settings(cfg)}
 
 
 def start_alike(threads, device):
@@ -430,13 +420,8 @@ def measure_loader(args, device, save_dir, size_key):
                         '+data_module.args.augment={crop_padding: 2}']}
     cfg = utils.load_config(config, [*common, *modes['dataloader']])
     result = describe(cfg, CONFIGS['loader'], sizes)
-    if hasattr(datasets.base, 'MemoryLoader'):
-        result['settings_memory'] = speed_settings(
-            utils.load_config(config, [*common, *modes['memory']]))
-    else:
-        del modes['memory']
-        result.update(memory=None, ratio_memory_dataloader=None,
-                      skipped='datasets/base.py has no MemoryLoader (loader: memory) yet')
+    result['settings_memory'] = utils.speed_settings(
+        utils.load_config(config, [*common, *modes['memory']]))
     gpu = device.type == 'cuda'
     times = {mode: [] for mode in modes}
     for repeat in range(args.repeats):
@@ -447,8 +432,7 @@ def measure_loader(args, device, save_dir, size_key):
             times[mode].append(seconds)
             progress(f'loader {mode} run {repeat + 1}/{args.repeats}: {seconds:.4f} s/epoch')
     result.update({mode: median_after_warmup(t) for mode, t in times.items()})
-    if 'memory' in modes:
-        result['ratio_memory_dataloader'] = result['memory'] / result['dataloader']
+    result['ratio_memory_dataloader'] = result['memory'] / result['dataloader']
     result['epoch_times'] = times
     return result
 
@@ -458,8 +442,6 @@ def progress(line):
 
 
 def verdict(ratio, key):
-    if ratio is None:
-        return 'not run'
     met = 'met' if ratio <= TARGETS[key] else 'NOT met'
     return f'{ratio:.3f} ({met}: <= {TARGETS[key]})'
 
@@ -484,25 +466,18 @@ def print_report(report, args):
                   f"{verdict(w['ratio_train_pl_bare'], 'ratio_train_pl_bare')}")
     if 'loader' in workloads:
         w = workloads['loader']
-        memory = '-' if w['memory'] is None else f"{w['memory']:.4f}"
-        print(f"\nloader, train.py: dataloader {w['dataloader']:.4f}  memory {memory}  "
+        print(f"\nloader, train.py: dataloader {w['dataloader']:.4f}  memory {w['memory']:.4f}  "
               f"memory/dataloader {verdict(w['ratio_memory_dataloader'], 'ratio_memory_dataloader')}")
-        if w.get('skipped'):
-            print(f"  memory not run: {w['skipped']}")
     if trained:
         print(f"\ntime to first step, s {'train.py':>9} {'train_pl.py':>12}")
         for name, w in trained.items():
             print(f"{name:<21} {w['ttfs_train_py']:9.2f} {w['ttfs_train_pl']:12.2f}")
-        if any(source == 'wall' for w in trained.values() for source in w['ttfs_source'].values()):
-            print("  (no 'first step: ... s after launch' in log.txt yet: the whole command's "
-                  'wall time, for one epoch of one train and one val batch)')
     print('\nspeed settings (utils.speed_settings)')
     rows = [(n, w['settings']) for n, w in workloads.items()]
     if 'settings_memory' in workloads.get('loader', {}):
         rows.append(('loader memory', workloads['loader']['settings_memory']))
     for name, settings in rows:
-        shown = ', '.join(f'{k} {v}' for k, v in (settings or {}).items())
-        print(f"{name:<13} {shown or 'utils.speed_settings is not in this checkout yet'}")
+        print(f"{name:<13} {', '.join(f'{k} {v}' for k, v in settings.items())}")
 
 
 def parse_args(argv):

@@ -10,7 +10,6 @@
 """
 import signal
 import threading
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -93,8 +92,7 @@ class RunState(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if not self.last_path or trainer.sanity_checking:
             return
-        if any(getattr(c, '_last_global_step_saved', None) == trainer.global_step and
-               Path(getattr(c, '_last_checkpoint_saved', '') or '.').name != 'last.ckpt'
+        if any(getattr(c, 'linked_step', None) == trainer.global_step
                for c in trainer.checkpoint_callbacks):
             return  # a top-k file of this very state was saved, and linked as last.ckpt
         trainer.save_checkpoint(self.last_path)

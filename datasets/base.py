@@ -67,7 +67,8 @@ class DataModule:
             # transforms: each split's whole per-sample pipeline (also what test.py --predict
             # applies); under loader: memory, load_transforms run once per sample and
             # batch_transform (post) on every batch
-            self.transforms, self.load_transforms, self.batch_transform = build_transforms(pipelines)
+            self.transforms, self.load_transforms, self.batch_transform = \
+                build_transforms(pipelines)
         self.splits, self.tensors = None, {}
 
     def build(self):

@@ -5,6 +5,8 @@ import os
 import warnings
 from pathlib import Path
 
+from .run import replace_atomically
+
 
 def hide_upstream_warnings():
     """Warnings that libraries raise about each other's code, once per run: nothing a user can
@@ -27,12 +29,13 @@ def record_metrics(path, epoch, step, metrics):
     rows.setdefault(epoch, {}).update(metrics, epoch=epoch, step=step)
     columns = ['epoch', 'step'] + sorted({k for row in rows.values() for k in row} -
                                          {'epoch', 'step'})
-    tmp = Path(path).with_name('.metrics.csv.tmp')
-    with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, columns, restval='')
-        writer.writeheader()
-        writer.writerows(rows[e] for e in sorted(rows))
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with open(tmp, 'w', newline='') as f:
+            writer = csv.DictWriter(f, columns, restval='')
+            writer.writeheader()
+            writer.writerows(rows[e] for e in sorted(rows))
+    replace_atomically(path, write)
 
 
 def flat_config(cfg, prefix=''):

@@ -75,37 +75,40 @@ def find_resume(target):
     return run_dir, ckpt
 
 
-def atomic_save(obj, path):
-    """torch.save into a temporary file beside `path`, then rename it into place: a kill at any
-    moment leaves the old file or the new one, never half of one."""
-    import torch
+def replace_atomically(path, write):
+    """write(tmp) makes a temporary file beside `path`, which is then renamed into place: a
+    kill at any moment leaves the old file or the new one, never half of one."""
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.tmp')  # one writer per file: rank 0
     try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_save(obj, path):
+    """torch.save to `path`, whole or not at all (and on disk, not only in the page cache)."""
+    import torch
+
+    def write(tmp):
         with open(tmp, 'wb') as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    replace_atomically(path, write)
 
 
 def atomic_link(src, path):
     """Make `path` another name of the file `src` (a hard link: no second write of the same
-    checkpoint), atomically like atomic_save; a copy where the file system has no hard links."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    try:
+    checkpoint), atomically; a copy where the file system has no hard links."""
+    def link(tmp):
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    replace_atomically(path, link)
 
 
 class Run:
@@ -170,9 +173,7 @@ class Run:
             history = ''.join(l for l in old.read_text().splitlines(True) if l.startswith('# '))
         stamp = time.strftime('%Y-%m-%d %H:%M:%S')
         text = history + f'# {stamp}: {self.command}\n' + yaml.safe_dump(self.cfg, sort_keys=False)
-        tmp = self.dir / 'config.yaml.tmp'
-        tmp.write_text(text)
-        os.replace(tmp, self.dir / 'config.yaml')
+        replace_atomically(self.dir / 'config.yaml', lambda tmp: tmp.write_text(text))
         verb = 'restarted (no checkpoint yet)' if self.reopen else \
             'resumed' if self.resuming else 'started'
         self.log(f'{verb} {stamp}: {self.command}')

@@ -5,6 +5,7 @@
     train_wrapper.args.model_spec: {name: ..., compile: true, channels_last: true}
     data_module.args: {loader: memory}
 """
+import os
 import time
 from pathlib import Path
 
@@ -52,7 +53,6 @@ def process_age():
     try:
         start_ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
         uptime = float(Path('/proc/uptime').read_text().split()[0])
-        import os
         return uptime - start_ticks / os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError, IndexError):
         return time.time() - IMPORTED
