@@ -4,9 +4,9 @@
     torchrun --nproc-per-node 2 train.py --config configs/digits.yaml   # DDP (gloo on CPU)
     python train.py --resume save/NAME [trainer_params.max_epochs=40]
 
-Same configs and run folder as train_pl.py: config.yaml, src/, ckpt/last.ckpt, TensorBoard
-events (train/loss, val/loss, val/acc, test/*), log.txt. It trains the `base` wrapper
-(supervised classification); other wrappers need train_pl.py.
+Same configs, tasks (models/task.py) and run folder as train_pl.py: config.yaml, src/,
+ckpt/last.ckpt, TensorBoard events, log.txt. The run's guards are the plain modules of utils/
+(guards, checkpoints, early_stopping, progress) that train_pl.py wraps as callbacks.
 """
 import difflib
 import importlib.metadata
@@ -16,17 +16,17 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
 from tensorboardX import SummaryWriter
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 import datasets
-import losses
 import models
 import utils
-from models.optim import make_optimizer, make_scheduler
+from models.optim import step_schedulers
+from models.task import batch_size, optimizers_of, to_device, training_losses
 
 HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
            'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
@@ -42,74 +42,25 @@ try:  # read from the package metadata: importing Lightning is what train.py avo
     LIGHTNING_VERSION = importlib.metadata.version('pytorch-lightning')
 except importlib.metadata.PackageNotFoundError:
     LIGHTNING_VERSION = None
-WRAPPER_ARGS = ('model_spec', 'loss_spec', 'optim_spec', 'sched_spec', 'num_classes')
+# What train.py does of the `callbacks:` list; the others are Lightning's (a warning names them).
+LOOP_CALLBACKS = ('eta', 'metrics_csv', 'early_stopping')
 
 
-def check_supported(cfg):
-    wrapper = cfg['train_wrapper']
-    if wrapper.get('name') != 'base':
-        raise utils.ConfigError(f"train.py trains the 'base' wrapper only, but got "
-                                f"{wrapper.get('name')!r}; run this config with train_pl.py",
-                                key='train_wrapper.name')
-    for key in wrapper.get('args') or {}:
-        if key not in WRAPPER_ARGS:
-            raise utils.ConfigError(f"unknown argument{utils.close_matches(key, WRAPPER_ARGS)} "
-                                    f"(accepted: {', '.join(WRAPPER_ARGS)})",
-                                    key=f'train_wrapper.args.{key}')
-    params = cfg.get('trainer_params') or {}
+def check_settings(params):
     for key in sorted(set(params) - HONORED):
         typo = difflib.get_close_matches(key, HONORED, n=1, cutoff=0.85)
         if typo:  # a misspelt setting that train.py honors would change the run without a word
             raise utils.ConfigError(f"unknown setting; did you mean '{typo[0]}'?",
                                     key=f'trainer_params.{key}')
-    if params.get('nan_policy', 'stop') not in ('stop', 'skip'):
-        raise utils.ConfigError(f"must be 'stop' or 'skip', but got {params['nan_policy']!r}",
-                                key='trainer_params.nan_policy')
+    utils.check_nan_policy(params.get('nan_policy', 'stop'))
     precision = str(params.get('precision', '32'))
     if precision not in AUTOCAST:
         raise utils.ConfigError(f"train.py supports precision {', '.join(AUTOCAST)}, but got "
                                 f'{precision!r}', key='trainer_params.precision')
 
 
-class EarlyStopping:
-    """`early_stopping` as Lightning means it: stop when `monitor` has not improved by more than
-    `min_delta` for `patience` validations in a row."""
-
-    def __init__(self, monitor, mode='min', patience=3, min_delta=0.0):
-        if mode not in ('min', 'max'):
-            raise utils.ConfigError(f"must be 'min' or 'max', but got {mode!r}", key='args.mode')
-        self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
-        self.sign = 1 if mode == 'min' else -1  # compare signed values: lower is better
-        self.best, self.wait = float('inf'), 0
-
-    def should_stop(self, metrics):
-        if self.monitor not in metrics:
-            if 'val/loss' in metrics:  # a validation ran without it: a typo, as Lightning says
-                raise utils.TrainingStopped(
-                    f"early_stopping monitors '{self.monitor}', which this run does not log "
-                    f"(it logs {', '.join(sorted(metrics))})")
-            return False
-        value = self.sign * metrics[self.monitor]
-        if value < self.best - self.min_delta:
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-        return self.wait >= self.patience
-
-    def state_dict(self):
-        return {'best': self.best, 'wait': self.wait}
-
-    def load_state_dict(self, state):
-        self.best, self.wait = state['best'], state['wait']
-
-
-LOOP_CALLBACKS = ('eta', 'metrics_csv', 'early_stopping')
-
-
 def loop_callbacks(specs, master):
-    """What train.py does of the `callbacks:` list: `eta` is always on, `metrics_csv` writes
-    metrics.csv and `early_stopping` stops the run (monitor, mode, patience, min_delta); the
-    others are Lightning's business, named in one warning."""
+    """(write metrics.csv?, the early stopping rule or None) of the `callbacks:` list."""
     names, stopper, ignored = set(), None, []
     for i, spec in enumerate(specs or []):
         spec = {'name': spec} if isinstance(spec, str) else spec
@@ -125,11 +76,8 @@ def loop_callbacks(specs, master):
             names.add(name)
             if name == 'early_stopping':
                 args = dict(spec.get('args') or {})
-                known = {k: args.pop(k) for k in ('monitor', 'mode', 'patience', 'min_delta')
-                         if k in args}
-                utils.check_args(EarlyStopping, known, "callback 'early_stopping'")
-                stopper = EarlyStopping(**known)
-                ignored += [f'early_stopping.{k}' for k in args]
+                utils.check_args(utils.EarlyStopping, args, "callback 'early_stopping'")
+                stopper = utils.EarlyStopping(**args)
             elif name not in LOOP_CALLBACKS:
                 ignored.append(name)
     if ignored and master:
@@ -143,27 +91,25 @@ def launch(gpus, argv):
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            f'--nproc-per-node={len(gpus)}', os.path.abspath(__file__), *argv]
     child = subprocess.Popen(cmd)
-    for signum in StopSignals.SIGNALS:  # a scheduler's SIGTERM reaches the ranks through torchrun
+    for signum in utils.StopSignals.SIGNALS:  # a scheduler's SIGTERM reaches the ranks
         signal.signal(signum, lambda signum, frame: child.send_signal(signum))
     sys.exit(child.wait())
 
 
 def setup_distributed(gpus):
-    """(rank, local_rank, world_size, device). torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; under
-    SLURM's srun they come from SLURM_* (the job script exports MASTER_ADDR/MASTER_PORT)."""
+    """(rank, world_size, device). torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; under SLURM's
+    srun they come from SLURM_* (the job script exports MASTER_ADDR/MASTER_PORT)."""
     if 'RANK' not in os.environ and int(os.environ.get('SLURM_NTASKS', 1)) > 1:
         os.environ.update(RANK=os.environ['SLURM_PROCID'], LOCAL_RANK=os.environ['SLURM_LOCALID'],
                           WORLD_SIZE=os.environ['SLURM_NTASKS'])
     if 'RANK' not in os.environ:
-        return 0, 0, 1, torch.device(f'cuda:{gpus[0]}' if gpus else 'cpu')
+        return 0, 1, torch.device(f'cuda:{gpus[0]}' if gpus else 'cpu')
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
+    device = torch.device(f'cuda:{gpus[local_rank]}' if gpus else 'cpu')
     if gpus:
-        device = torch.device(f'cuda:{gpus[local_rank]}')
         torch.cuda.set_device(device)
-    else:
-        device = torch.device('cpu')
     dist.init_process_group(backend='nccl' if gpus else 'gloo')
-    return rank, local_rank, dist.get_world_size(), device
+    return rank, dist.get_world_size(), device
 
 
 def limit(n_batches, value):
@@ -173,132 +119,286 @@ def limit(n_batches, value):
     return min(n_batches, value if isinstance(value, int) else int(n_batches * value))
 
 
-class Checkpoints:
-    """The `checkpoint:` section with ModelCheckpoint's meaning: last.ckpt at the end of every
-    epoch (and every `every_n_train_steps` steps within one), and `epoch=E-step=S.ckpt` every
-    `every_n_epochs`, keeping the `save_top_k` best by `monitor` (by recency when nothing is
-    monitored). Files are written whole or not at all."""
-    KEYS = ('monitor', 'mode', 'save_top_k', 'every_n_epochs', 'every_n_train_steps')
+def build(run, device, rank, world_size):
+    """Everything a run needs, as one namespace `t`, built before the run folder exists so
+    that a config mistake leaves no trace."""
+    cfg, master = run.cfg, rank == 0
+    params = dict(cfg.get('trainer_params') or {})
+    with utils.at_key(None, file=run.config_path):
+        check_settings(params)
+        with utils.at_key('data_module'):
+            data = datasets.make(cfg['data_module'])
+        with utils.at_key('train_wrapper'):  # on resume, the weights are in the checkpoint
+            task = models.wrappers.make(utils.without_init_from(cfg['train_wrapper'])
+                                        if run.ckpt else cfg['train_wrapper']).to(device)
+        pairs = optimizers_of(task, params)
+        with utils.at_key('checkpoint'):
+            section = {**(cfg.get('checkpoint') or {}), 'folder': run.dir / 'ckpt'}
+            utils.check_args(utils.CheckpointPolicy, section, 'checkpoint', prefix='')
+            policy = utils.CheckpointPolicy(**section)
+        write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
+        data.setup()
+    amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
+    # The train order depends on the seed and epoch alone, split among ranks; val and test are
+    # sharded without padding, so metrics summed over ranks are those of one process.
+    loaders = {'train': data.train_dataloader(cfg['seed'], rank, world_size, device),
+               'val': data.val_dataloader(rank, world_size, device),
+               'test': data.test_dataloader(rank, world_size, device)}
+    return SimpleNamespace(
+        run=run, cfg=cfg, params=params, task=task, device=device, rank=rank, master=master,
+        world_size=world_size, ddp=dist.is_available() and dist.is_initialized(),
+        optimizers=[o for o, _ in pairs], schedules=[s for _, s in pairs if s],
+        loaders=loaders, policy=policy, stopper=stopper, write_csv=write_csv,
+        autocast=torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext(),
+        # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
+        max_epochs=params.get('max_epochs', 1000),  # Lightning's default
+        accumulate=params.get('accumulate_grad_batches', 1),
+        n_train=limit(len(loaders['train']), params.get('limit_train_batches')),
+        epoch=0, step=0, batches_done=0, losses={}, writer=None, signals=utils.StopSignals())
 
-    def __init__(self, folder, monitor=None, mode='min', save_top_k=1, every_n_epochs=1,
-                 every_n_train_steps=0):
-        self.folder, self.monitor, self.mode = folder, monitor, mode
-        self.save_top_k, self.every_n_epochs = save_top_k, every_n_epochs
-        self.every_n_train_steps = every_n_train_steps
-        self.kept = []  # [(score, path)], best first
-        self.best_path = None
 
-    def save(self, state, epoch, step, metrics, end_of_epoch=True):
-        path, dropped = None, []
-        due = end_of_epoch and self.save_top_k != 0 and (epoch + 1) % self.every_n_epochs == 0
-        if due and (not self.monitor or self.monitor in metrics):  # no value: no validation
-            path = str(self.folder / f'epoch={epoch}-step={step}.ckpt')
-            score = metrics[self.monitor] if self.monitor else step
-            kept = sorted(self.kept + [(score, path)], key=lambda k: k[0],
-                          reverse=not self.monitor or self.mode == 'max')
-            if self.save_top_k > 0:
-                kept, dropped = kept[:self.save_top_k], [p for _, p in kept[self.save_top_k:]]
-            self.kept, self.best_path = kept, kept[0][1]
-        state['checkpoints'] = self.state_dict()  # as it is once these files are written
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if path is not None and path not in dropped:
-            utils.atomic_save(state, path)
-            utils.atomic_link(path, self.folder / 'last.ckpt')  # the same bytes: written once
+def average_gradients(t, optimizer):
+    """What DDP's backward hooks do, for any task and any number of optimizers: every rank
+    ends with the mean of all ranks' gradients, in one all-reduce per optimizer step (DDP
+    would overlap it with the backward pass). A parameter without a gradient on every rank
+    keeps none, so the optimizer leaves it alone, as it would in one process."""
+    params = [p for group in optimizer.param_groups for p in group['params'] if p.requires_grad]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in params] +
+                     [torch.tensor([float(p.grad is not None) for p in params], device=t.device)])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, has_grad in zip(params, flat[-len(params):].tolist()):
+        p.grad = flat[offset:offset + p.numel()].view_as(p) / t.world_size if has_grad else None
+        offset += p.numel()
+
+
+def sync_weights(t, buffers_only=False):
+    """Rank 0's weights (and BatchNorm statistics) on every rank: at the start, as DDP does,
+    and its buffers before every evaluation and save (DDP runs every rank on rank 0's)."""
+    if t.ddp:
+        for tensor in (t.task.buffers() if buffers_only else t.task.state_dict().values()):
+            dist.broadcast(tensor, 0)
+
+
+def train_step(t, batch, i):
+    """One batch: each of the task's losses checked, backpropagated and, at the end of an
+    accumulation, its optimizer stepped. Returns True when the optimizers stepped."""
+    first_micro = i % t.accumulate == 0
+    last_micro = (i + 1) % t.accumulate == 0 or i + 1 == t.n_train
+    where = f'epoch {t.epoch + 1}, step {t.step}'
+    with t.autocast:
+        losses = training_losses(t.task, batch)  # a generator task runs at each next()
+    for optimizer in t.optimizers:
+        with t.autocast:
+            name, loss = next(losses)
+        if not utils.loss_is_usable(loss, t.params.get('nan_policy', 'stop'), where,
+                                    t.policy.last_path, t.master):
+            optimizer.zero_grad(set_to_none=True)
+            return False
+        if first_micro:
+            optimizer.zero_grad(set_to_none=True)
+        t.scaler.scale(loss / t.accumulate).backward()
+        t.losses[name] = loss.detach()
+        if last_micro:
+            step_optimizer(t, optimizer)
+    if last_micro:
+        t.scaler.update()
+        step_schedulers(t.schedules, 'step', t.step // len(t.optimizers))
+    return last_micro
+
+
+def step_optimizer(t, optimizer):
+    if t.ddp:
+        average_gradients(t, optimizer)
+    clip = t.params.get('gradient_clip_val')
+    if clip:
+        t.scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group['params']]
+        if t.params.get('gradient_clip_algorithm', 'norm') == 'value':
+            torch.nn.utils.clip_grad_value_(params, clip)
         else:
-            utils.atomic_save(state, self.folder / 'last.ckpt')
-        for old in dropped:
-            if old != path:
-                os.remove(old)
-
-    def state_dict(self):
-        return {'kept': self.kept, 'best_path': self.best_path}
-
-    def load_state_dict(self, state):
-        self.kept, self.best_path = state['kept'], state['best_path']
+            torch.nn.utils.clip_grad_norm_(params, clip)
+    t.scaler.step(optimizer)
+    t.step += 1  # optimizer steps, as Lightning's global_step counts them
 
 
-class StopSignals:
-    """SIGTERM and SIGUSR1 (what SLURM and cloud schedulers send before a kill) and SIGINT
-    (Ctrl-C) only note the signal; the loop saves at the next step boundary and exits."""
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+def train_epoch(t):
+    """The epoch `t.epoch` from batch `t.batches_done`; saves last.ckpt within it when due,
+    and saves and exits on a stop signal."""
+    loader, log_every = t.loaders['train'], t.params.get('log_every_n_steps', 50)
+    loader.sampler.set_epoch(t.epoch)  # a new order each epoch, the same on all ranks
+    t.task.train()
+    for i, batch in enumerate(loader, start=t.batches_done or 0):
+        if i >= t.n_train:
+            break
+        t.progress.batch_start()
+        step_before = t.step
+        if not train_step(t, to_device(batch, t.device), i):
+            continue
+        t.progress.step_done(t.device)
+        # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
+        if t.master and (step_before + 1) % log_every == 0:
+            for name, loss in t.losses.items():
+                t.writer.add_scalar(f'train/{name}', loss.item(), step_before)
+        signum = t.signals.agreed(t.device)
+        if signum or (t.policy.due_within_epoch(t.step) and i + 1 < t.n_train):
+            t.batches_done = i + 1
+            t.policy.save_last(lambda path: save_state(t, path), t.master)
+        if signum:
+            stop(t, signum)
+    t.batches_done = None  # the epoch is whole
 
-    def __init__(self):
-        self.signum = 0
-        self.previous = {s: signal.signal(s, self.note) for s in self.SIGNALS}
 
-    def note(self, signum, frame):
-        self.signum = signum
-
-    def restore(self):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-def load_weights(model, path):
-    """Load a checkpoint's model weights (Lightning's `model.` prefix dropped); return it all."""
-    state = utils.load_checkpoint(path)  # weights_only: tensors and plain containers, no code
-    model.load_state_dict({k.removeprefix('model.'): v for k, v in state['state_dict'].items()})
-    return state
+def stop(t, signum):
+    if t.master:
+        t.writer.close()
+        message = utils.stopped_message(signum, t.epoch + 1, t.step, 'train.py', t.run.dir)
+        print(message, file=sys.stderr)
+        t.run.log(message)
+    if t.ddp:
+        dist.destroy_process_group()
+    sys.exit(128 + signum)
 
 
 @torch.no_grad()
-def evaluate(model, loader, loss_fn, n_batches, device, autocast, ddp):
-    """Mean loss (weighted by batch size, as Lightning's epoch metrics) and accuracy,
-    summed over all ranks."""
-    model.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    for i, (x, y) in enumerate(loader):
-        if i >= n_batches:
+def evaluate(t, split, n_batches=None):
+    """{split/name: value} of the task's validation (or test) step over the split, summed
+    over all ranks."""
+    sync_weights(t, buffers_only=True)
+    t.task.eval()
+    step = t.task.validation_step if split == 'val' else t.task.test_step
+    evaluation = models.Evaluation(t.task, split)
+    n = n_batches or limit(len(t.loaders[split]), t.params.get(f'limit_{split}_batches'))
+    for i, batch in enumerate(t.loaders[split]):
+        if i >= n:
             break
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast:
-            logits = model(x)
-            loss = loss_fn(logits, y)
-        totals += torch.stack([loss.double() * len(y), (logits.argmax(-1) == y).sum().double(),
-                               torch.tensor(float(len(y)), device=device, dtype=torch.float64)])
-    if ddp:
-        dist.all_reduce(totals)
-    model.train()
-    return totals[0].item() / max(totals[2].item(), 1), totals[1].item() / max(totals[2].item(), 1)
+        with t.autocast:
+            evaluation.update(step(to_device(batch, t.device)), batch_size(batch))
+    t.task.train()
+    return evaluation.compute()
 
 
-def check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device, autocast,
-          scaler, speed):
-    """--check: one optimizer step on a train batch, one val batch, then a summary."""
-    batches = {'train': next(iter(train_loader)), 'val': next(iter(val_loader))}
-    x, y = (t.to(device) for t in batches['train'])
-    with autocast:
-        loss = loss_fn(model(x), y)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    with torch.no_grad(), autocast:
-        x, y = (t.to(device) for t in batches['val'])
-        val_loss = loss_fn(model(x), y)
-    parts = {'optimizer': type(optimizer).__name__,
-             'lr scheduler': type(scheduler['scheduler']).__name__ if scheduler else 'none',
-             **speed}
-    utils.check_report(model, device, batches,
-                       {'train/loss': loss.item(), 'val/loss': val_loss.item()}, parts)
+def save_state(t, path):
+    """The checkpoint at `path`, of the state after `t.batches_done` batches of `t.epoch`
+    (None: the whole epoch). Every rank calls it: each one's RNG is saved."""
+    sync_weights(t, buffers_only=True)
+    rngs = [utils.rng_state()]
+    if t.ddp:
+        rngs = [None] * t.world_size
+        dist.all_gather_object(rngs, utils.rng_state())
+    if not t.master:
+        return
+    utils.atomic_save({
+        'epoch': t.epoch, 'global_step': t.step, 'batches_done': t.batches_done,
+        'config': t.cfg, 'state_dict': t.task.state_dict(),
+        # Lightning's keys, so TaskModule.load_from_checkpoint and models.load_task read it
+        'hyper_parameters': {'spec': utils.without_init_from(t.cfg['train_wrapper']),
+                             'nan_policy': t.params.get('nan_policy', 'stop')},
+        'pytorch-lightning_version': LIGHTNING_VERSION,
+        'optimizer_states': [o.state_dict() for o in t.optimizers],
+        'lr_schedulers': [s['scheduler'].state_dict() for s in t.schedules],
+        'scaler': t.scaler.state_dict(), 'rng': rngs, 'checkpoints': t.policy.state_dict(),
+        'train_losses': {k: v.item() for k, v in t.losses.items()},
+        'early_stopping': t.stopper.state_dict() if t.stopper else None}, path)
+
+
+def resume(t):
+    """The state of `t.run.ckpt`, continued exactly: weights, optimizers, schedulers, the
+    checkpoint list, early stopping, this rank's RNG and the place in the epoch."""
+    try:
+        state = utils.load_checkpoint(t.run.ckpt)  # weights_only: no code from the file
+        t.task.load_state_dict(state['state_dict'])
+        for optimizer, saved in zip(t.optimizers, state['optimizer_states'], strict=True):
+            optimizer.load_state_dict(saved)
+        for schedule, saved in zip(t.schedules, state['lr_schedulers'], strict=True):
+            schedule['scheduler'].load_state_dict(saved)
+        t.scaler.load_state_dict(state['scaler'])
+        t.policy.load_state_dict(state['checkpoints'])
+        if t.stopper and state.get('early_stopping'):
+            t.stopper.load_state_dict(state['early_stopping'])
+        rng = state['rng'][t.rank]
+    except Exception as e:  # a foreign, truncated or other model's file
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise utils.ConfigError(f'--resume {t.run.ckpt}: not a train.py checkpoint of this '
+                                f'config ({type(e).__name__}: {reason})') from None
+    t.epoch, t.step, t.batches_done = state['epoch'], state['global_step'], state['batches_done']
+    t.losses = {k: torch.tensor(v) for k, v in state['train_losses'].items()}
+    if t.batches_done is None:  # saved at the end of its epoch
+        t.epoch, t.batches_done = t.epoch + 1, 0
+    utils.set_rng_state(rng)
+    t.loaders['train'].skip(t.epoch, t.batches_done)  # the rest of the epoch, in the same order
+
+
+def end_epoch(t):
+    """After the epoch's batches: validation, epoch schedulers, images, early stopping, the
+    checkpoints and the ETA line. Returns True when early stopping ends the run."""
+    metrics = {f'train/{name}': loss.item() for name, loss in t.losses.items()}
+    if t.task.validates and (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
+        metrics.update(evaluate(t, 'val'))
+        if t.master:
+            for name, value in metrics.items():
+                if not name.startswith('train/'):
+                    t.writer.add_scalar(name, value, t.step - 1)
+    # after validation, as in Lightning (a plateau scheduler needs the metric)
+    step_schedulers(t.schedules, 'epoch', t.epoch + 1, metrics)
+    if t.master:
+        utils.write_images(t.task.epoch_images(), t.writer, t.run.dir, t.epoch + 1)
+    stopping = t.stopper is not None and t.stopper.should_stop(metrics)
+    t.policy.end_of_epoch(t.epoch, t.step, metrics, lambda path: save_state(t, path), t.master)
+    if t.master:
+        print(t.progress.epoch_line(t.epoch + 1, metrics), flush=True)
+        if t.write_csv:
+            utils.record_metrics(utils.metrics_csv_path(t.run.dir), t.epoch + 1, t.step, metrics)
+        if stopping:
+            print(t.stopper.reason(), flush=True)
+            t.run.log(t.stopper.reason())
+    return stopping
+
+
+def test(t, epochs_done):
+    """The test split, with the best checkpoint's weights when one is monitored, on every
+    rank (every rank knows which: the policy runs alike on all)."""
+    if t.policy.monitor and t.policy.best_path:
+        if t.ddp:
+            dist.barrier()  # rank 0 has written it
+        t.task.load_state_dict(utils.load_checkpoint(t.policy.best_path)['state_dict'])
+    metrics = evaluate(t, 'test')
+    if t.master:
+        for name, value in metrics.items():
+            t.writer.add_scalar(name, value, t.step)
+        print('  '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items())))
+        if t.write_csv:
+            utils.record_metrics(utils.metrics_csv_path(t.run.dir), epochs_done, t.step, metrics)
+
+
+def check(t):
+    """--check: one train step and one val batch, then a summary; writes nothing."""
+    batches = {'train': next(iter(t.loaders['train']))}
+    train_step(t, to_device(batches['train'], t.device), 0)
+    losses = {f'train/{k}': v.item() for k, v in t.losses.items()}
+    if t.task.validates and len(t.loaders['val']):
+        batches['val'] = next(iter(t.loaders['val']))
+        losses.update({k: v for k, v in evaluate(t, 'val', n_batches=1).items()
+                       if k.endswith('loss')})
+    parts = {'optimizers': ', '.join(type(o).__name__ for o in t.optimizers),
+             'lr schedulers': ', '.join(type(s['scheduler']).__name__ for s in t.schedules)
+             or 'none', **utils.speed_settings(t.cfg)}
+    utils.check_report(t.task, t.device, batches, losses, parts)
 
 
 def main(argv):
     args, run = utils.start('train.py', __doc__, argv)
     if run is None:  # --print-config, --explain: done
         return
-    cfg = run.cfg
-    with utils.at_key(None, file=run.config_path):
-        check_supported(cfg)
     if len(run.gpus) > 1 and 'RANK' not in os.environ and not args.check:
         launch(run.gpus, argv)
-
-    rank, local_rank, world_size, device = setup_distributed(run.gpus)
-    ddp = world_size > 1 or 'RANK' in os.environ
-    master = rank == 0  # rank 0 alone logs and writes the run folder
-    # Each rank its own seed, so dropout and augmentation differ per rank; DDP copies rank 0's
-    # initial weights to all ranks, and the DistributedSampler shares the config's seed.
-    utils.seed_everything(cfg['seed'] + rank)
-    params = dict(cfg.get('trainer_params') or {})
+    rank, world_size, device = setup_distributed(run.gpus)
+    # Each rank its own seed, so dropout and augmentation differ per rank; the weights start
+    # as rank 0's (sync_weights), and the train order comes from the config's seed.
+    utils.seed_everything(run.cfg['seed'] + rank)
+    params = run.cfg.get('trainer_params') or {}
     if params.get('deterministic'):
         torch.use_deterministic_algorithms(True)
     # cuDNN tries each convolution algorithm on the first batch of a shape and keeps the
@@ -306,254 +406,42 @@ def main(argv):
     torch.backends.cudnn.benchmark = bool(params.get('benchmark') and
                                           not params.get('deterministic'))
     utils.set_tf32(params.get('tf32'))
+    t = build(run, device, rank, world_size)
     ignored = sorted(set(params) - HONORED)
-    if ignored and master:
+    if ignored and t.master:
         print(f"warning: train.py ignores trainer_params {', '.join(ignored)} "
               '(train_pl.py honors them)', file=sys.stderr)
-
-    # Build everything before the run folder exists, so a config mistake leaves no trace.
-    wrapper_args = cfg['train_wrapper'].get('args') or {}
-    with utils.at_key(None, file=run.config_path):
-        with utils.at_key('data_module'):
-            data = datasets.make(cfg['data_module'])
-        with utils.at_key('train_wrapper.args'):
-            for key in ('model_spec', 'loss_spec', 'optim_spec'):
-                if key not in wrapper_args:
-                    raise utils.ConfigError('is required', key=key)
-            with utils.at_key('model_spec'):
-                spec = wrapper_args['model_spec']  # on resume, the weights are in the checkpoint
-                model = models.make(utils.without_init_from(spec) if run.ckpt else spec).to(device)
-            with utils.at_key('loss_spec'):
-                loss_fn = losses.make(wrapper_args['loss_spec'])
-            with utils.at_key('optim_spec'):
-                optimizer = make_optimizer(wrapper_args['optim_spec'], model.parameters())
-            scheduler = None
-            if wrapper_args.get('sched_spec'):
-                with utils.at_key('sched_spec'):
-                    scheduler = make_scheduler(wrapper_args['sched_spec'], optimizer)
-        with utils.at_key('checkpoint'):
-            section = cfg.get('checkpoint') or {}
-            known = {k: v for k, v in section.items() if k in Checkpoints.KEYS}
-            known['folder'] = run.dir / 'ckpt'
-            utils.check_args(Checkpoints, known, 'checkpoint', prefix='')
-            checkpoints = Checkpoints(**known)
-        write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
-        ignored = sorted(set(section) - set(Checkpoints.KEYS))
-        if ignored and master:
-            print(f"warning: train.py ignores checkpoint {', '.join(ignored)}", file=sys.stderr)
-        data.setup()
-
-    max_epochs = params.get('max_epochs', 1000)  # Lightning's default
-    accumulate = params.get('accumulate_grad_batches', 1)
-    clip = params.get('gradient_clip_val')
-    clip_by_value = params.get('gradient_clip_algorithm', 'norm') == 'value'
-    val_every = params.get('check_val_every_n_epoch', 1)
-    log_every = params.get('log_every_n_steps', 50)
-    amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
-    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-    # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-
-    # The train order depends on the seed and epoch alone, split among ranks; val and test are
-    # sharded without padding, so metrics summed over ranks are those of one process.
-    train_loader = data.train_dataloader(cfg['seed'], rank, world_size, device)
-    val_loader = data.val_dataloader(rank, world_size, device)
-    test_loader = data.test_dataloader(rank, world_size, device)
-    if ddp:
-        model = DDP(model, device_ids=[device.index] if run.gpus else None)
-    raw_model = model.module if ddp else model
+    sync_weights(t)
     if args.check:
-        return check(model, loss_fn, optimizer, scheduler, train_loader, val_loader, device,
-                     autocast, scaler, utils.speed_settings(cfg))
-
-    epoch, step, batches_done = 0, 0, 0  # where training starts: epoch, optimizer step, batch
+        return check(t)
     if run.ckpt:
-        try:
-            state = load_weights(raw_model, run.ckpt)
-            optimizer.load_state_dict(state['optimizer'])
-            if scheduler:
-                scheduler['scheduler'].load_state_dict(state['scheduler'])
-            scaler.load_state_dict(state['scaler'])
-            checkpoints.load_state_dict(state['checkpoints'])
-            if stopper and state.get('early_stopping'):
-                stopper.load_state_dict(state['early_stopping'])
-            rng = state['rng'][rank]
-        except Exception as e:  # a foreign, truncated or other model's file
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise utils.ConfigError(f'--resume {run.ckpt}: not a train.py checkpoint of this '
-                                    f'config ({type(e).__name__}: {reason})') from None
-        epoch, step, batches_done = state['epoch'], state['global_step'], state['batches_done']
-        if batches_done is None:  # saved at the end of its epoch
-            epoch, batches_done = epoch + 1, 0
-        utils.set_rng_state(rng)
-        train_loader.skip(epoch, batches_done)
-        loss = torch.tensor(state.get('train_loss', float('nan')))  # the rest of the epoch, in the same order
-
-    if master:
+        resume(t)
+    if t.master:
         run.create()
         # tensorboardX names event files by the second and the host: a resume within the same
         # second would overwrite the first file without a suffix of its own.
         n_files = len(list(run.dir.glob('events.out.tfevents.*')))
-        writer = SummaryWriter(str(run.dir), filename_suffix=f'.{os.getpid()}.{n_files}')
+        t.writer = SummaryWriter(str(run.dir), filename_suffix=f'.{os.getpid()}.{n_files}')
         if not run.resuming:
-            utils.write_hparams(writer, cfg, models.CLASSIFICATION_METRICS)
-    start, first_epoch = time.time(), epoch
-    epochs_done = epoch  # a resumed run has done `epoch` of them
-    n_train = limit(len(train_loader), params.get('limit_train_batches'))
-    n_val = limit(len(val_loader), params.get('limit_val_batches'))
-    nan_policy = params.get('nan_policy', 'stop')
-    metrics = {}
-    # log.txt gets the first step's time: after the start-up, and its own (compilation, autotuning)
-    first_step, step_started = True, None
-    stop = StopSignals()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
-
-    def save(epoch, batches_done, metrics):
-        """last.ckpt (and what `checkpoint:` keeps) of the state after `batches_done` batches
-        of `epoch` (None: the whole epoch). Every rank calls it: each one's RNG is saved."""
-        rngs = [None] * world_size
-        if ddp:
-            dist.all_gather_object(rngs, utils.rng_state())
-        else:
-            rngs = [utils.rng_state()]
-        if not master:
-            return
-        state = {
-            'epoch': epoch, 'global_step': step, 'batches_done': batches_done, 'config': cfg,
-            # Lightning's layout, so BaseWrapper.load_from_checkpoint reads it too
-            'state_dict': {f'model.{k}': v for k, v in raw_model.state_dict().items()},
-            'hyper_parameters': utils.without_init_from(wrapper_args),
-            'pytorch-lightning_version': LIGHTNING_VERSION,
-            'optimizer': optimizer.state_dict(),
-            'scheduler': scheduler['scheduler'].state_dict() if scheduler else None,
-            'scaler': scaler.state_dict(), 'rng': rngs, 'train_loss': loss.item(),
-            'early_stopping': stopper.state_dict() if stopper else None}
-        checkpoints.save(state, epoch, step, metrics, end_of_epoch=batches_done is None)
-
+            utils.write_hparams(t.writer, t.cfg, t.task.summary_metrics())
+    t.progress = utils.Progress(t.max_epochs, t.epoch, run.log if t.master else None)
+    epochs_done = t.epoch  # a resumed run has done `epoch` of them
+    t.signals.install()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
     try:
-        for epoch in range(epoch, max_epochs):
-            train_loader.sampler.set_epoch(epoch)  # a new order each epoch, the same on all ranks
-            model.train()
-            for i, (x, y) in enumerate(train_loader, start=batches_done):
-                if i >= n_train:
-                    break
-                if step_started is None:
-                    step_started = time.perf_counter()
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                last_micro_step = (i + 1) % accumulate == 0 or i + 1 == n_train
-                if ddp:
-                    # Sync gradients only on the micro-step that ends an accumulation: the others
-                    # would all-reduce for nothing.
-                    model.require_backward_grad_sync = last_micro_step
-                with autocast:
-                    loss = loss_fn(model(x), y)
-                # One look at the loss and the signals per batch, agreed by all ranks, so they all
-                # skip, stop or go on together.
-                nonfinite, signum = bool(not torch.isfinite(loss)), stop.signum
-                if ddp:
-                    flags = torch.tensor([float(nonfinite), signum], device=device)
-                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                    nonfinite, signum = bool(flags[0]), int(flags[1])
-                if nonfinite:
-                    if nan_policy == 'skip':
-                        optimizer.zero_grad(set_to_none=True)
-                        if master:
-                            print(f'warning: skipped batch {i} of epoch {epoch + 1}: the loss is '
-                                  f'{loss.item()}', file=sys.stderr)
-                        continue
-                    raise utils.TrainingStopped(
-                        f'the loss is {loss.item()} at epoch {epoch + 1}, step {step}; the run '
-                        f'stopped and {run.dir}/ckpt/last.ckpt is the last good checkpoint')
-                scaler.scale(loss / accumulate).backward()
-                if not last_micro_step:
-                    continue
-                if clip:
-                    scaler.unscale_(optimizer)
-                    if clip_by_value:
-                        torch.nn.utils.clip_grad_value_(model.parameters(), clip)
-                    else:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                if first_step:
-                    first_step = False
-                    if device.type == 'cuda':
-                        torch.cuda.synchronize(device)  # the step's kernels have run
-                    if master:
-                        run.log(utils.first_step_line(utils.process_age(),
-                                                      time.perf_counter() - step_started))
-                # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
-                if master and (step + 1) % log_every == 0:
-                    writer.add_scalar('train/loss', loss.item(), step)
-                step += 1
-                if scheduler and scheduler['interval'] == 'step' and \
-                        step % scheduler['frequency'] == 0:
-                    scheduler['scheduler'].step()
-                if signum or (checkpoints.every_n_train_steps and
-                                step % checkpoints.every_n_train_steps == 0 and i + 1 < n_train):
-                    save(epoch, i + 1, {})
-                if signum:
-                    if master:
-                        writer.close()
-                        message = (f'stopped by {signal.Signals(signum).name} at epoch {epoch + 1}, '
-                                   f'step {step}; continue with: python train.py --resume {run.dir}')
-                        print(message, file=sys.stderr)
-                        run.log(message)
-                    if ddp:
-                        dist.destroy_process_group()
-                    sys.exit(128 + signum)
-            batches_done = 0
-            metrics = {'train/loss': loss.item()}
-
-            if (epoch + 1) % val_every == 0:
-                val_loss, val_acc = evaluate(model, val_loader, loss_fn, n_val, device, autocast, ddp)
-                metrics.update({'val/loss': val_loss, 'val/acc': val_acc})
-                if master:
-                    writer.add_scalar('val/loss', val_loss, step - 1)
-                    writer.add_scalar('val/acc', val_acc, step - 1)
-            # Epoch schedulers step after validation, as in Lightning (a plateau scheduler needs
-            # the metric; skipped, as there, in epochs without validation).
-            if scheduler and scheduler['interval'] == 'epoch' and \
-                    (epoch + 1) % scheduler['frequency'] == 0:
-                if 'monitor' not in scheduler:
-                    scheduler['scheduler'].step()
-                elif scheduler['monitor'] in metrics:
-                    scheduler['scheduler'].step(metrics[scheduler['monitor']])
-
-            stopping = stopper is not None and stopper.should_stop(metrics)
-            save(epoch, None, metrics)
-            epochs_done = epoch + 1
-            if master:
-                line = utils.eta_line(epoch + 1, max_epochs, metrics, time.time() - start,
-                                      epoch + 1 - first_epoch)
-                print(line, flush=True)
-                run.log(line)
-                if write_csv:
-                    utils.record_metrics(utils.metrics_csv_path(run.dir), epoch + 1, step, metrics)
-            if stopping:
-                if master:
-                    run.log(f'early stopping: {stopper.monitor} has not improved for '
-                            f'{stopper.patience} validations (best {stopper.sign * stopper.best:.4g})')
+        for epoch in range(t.epoch, t.max_epochs):
+            t.epoch = epoch
+            train_epoch(t)
+            epochs_done = t.epoch + 1
+            if end_epoch(t):
                 break
     finally:
-        stop.restore()
-
-    if cfg.get('test', True):
-        if checkpoints.monitor and checkpoints.best_path:
-            load_weights(raw_model, checkpoints.best_path)
-        n_test = limit(len(test_loader), params.get('limit_test_batches'))
-        test_loss, test_acc = evaluate(model, test_loader, loss_fn, n_test, device, autocast, ddp)
-        if master:
-            writer.add_scalar('test/loss', test_loss, step)
-            writer.add_scalar('test/acc', test_acc, step)
-            print(f'test/acc {test_acc:.4g}  test/loss {test_loss:.4g}')
-            if write_csv:
-                utils.record_metrics(utils.metrics_csv_path(run.dir), epochs_done, step,
-                                     {'test/acc': test_acc, 'test/loss': test_loss})
-    if master:
-        writer.close()
+        t.signals.restore()
+    if t.cfg.get('test', True) and t.task.validates:
+        test(t, epochs_done)
+    if t.master:
+        t.writer.close()
         run.announce()
-    if ddp:
+    if t.ddp:
         dist.destroy_process_group()
 
 

@@ -1,11 +1,26 @@
-"""Lightning callbacks: `@callbacks.register('name')`, or a dotted path in the config's
-`callbacks:` list (`pytorch_lightning.callbacks.EarlyStopping`). Lightning loads on first use.
+"""Lightning callbacks, for train_pl.py: `@callbacks.register('name')`, or a dotted path in the
+config's `callbacks:` list (`pytorch_lightning.callbacks.StochasticWeightAveraging`).
 
-A callback whose __init__ takes `run_dir` gets the run folder from the entrypoint (None when
-nothing is written, under --check)."""
+The run-safety ones are thin wrappers of plain modules in utils/ that train.py calls itself
+(eta, early_stopping, metrics_csv, run_state, checkpoints). A callback whose __init__ takes
+`run_dir` gets the run folder from the entrypoint (None when nothing is written, under
+--check). A new file here registers its callbacks once it is imported: add its name to the
+import line at the bottom of this file.
+
+    callbacks:
+      - {name: early_stopping, args: {monitor: val/acc, mode: max, patience: 5}}
+      - {name: lr_monitor, args: {logging_interval: epoch}}
+"""
 import utils
 
-registry = utils.Registry('callbacks', modules=[
-    'callbacks.eta', 'callbacks.run_state', 'callbacks.lightning', 'callbacks.metrics_csv',
-    'callbacks.image_logger'])
+registry = utils.Registry('callbacks', folder=__path__[0])
 register, make, list = registry.register, registry.make, registry.list
+
+
+def logged(trainer):
+    """{name: float} of what the run has logged so far (this epoch's validation included)."""
+    return {k: v.item() for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+from . import (checkpoints, early_stopping, eta, image_logger, lr_monitor,  # noqa: E402
+               metrics_csv, run_state)

@@ -6,21 +6,18 @@ import utils
 
 @callbacks.register('metrics_csv')
 class MetricsCSV(pl.Callback):
-    """<run>/metrics.csv: one row per epoch, one column per logged metric (the test metrics
-    join the last epoch's row). For pandas, a spreadsheet or grep; train.py writes the same
-    file when its config lists this callback."""
+    """<run>/metrics.csv (utils/logs.py): one row per epoch, one column per logged metric (the
+    test metrics join the last epoch's row). For pandas, a spreadsheet or grep; train.py writes
+    the same file when its config lists this callback."""
 
     def __init__(self, run_dir=None):
         self.path = run_dir and utils.metrics_csv_path(run_dir)
 
     def record(self, trainer, epoch):
         if self.path and trainer.is_global_zero and not trainer.sanity_checking:
-            metrics = {k: v.item() for k, v in trainer.callback_metrics.items()
-                       if v.numel() == 1}
-            utils.record_metrics(self.path, epoch, trainer.global_step, metrics)
+            utils.record_metrics(self.path, epoch, trainer.global_step, callbacks.logged(trainer))
 
     def on_train_epoch_end(self, trainer, pl_module):
-        # Lightning has run the epoch's validation by now: val/* are this epoch's.
         self.record(trainer, trainer.current_epoch + 1)
 
     def on_test_end(self, trainer, pl_module):

@@ -4,4 +4,4 @@ import utils
 registry = utils.Registry('losses')
 register, make, list = registry.register, registry.make, registry.list
 
-from . import classification, gan  # noqa: E402  (register on import)
+from . import classification, gan, regression  # noqa: E402  (register on import)

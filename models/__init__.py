@@ -1,19 +1,27 @@
-"""Models (plain nn.Modules) and training wrappers (LightningModules), each in a registry.
+"""Models and tasks (training wrappers), each in a registry; plain PyTorch, no Lightning.
 
     @models.register('mymodel')          class MyModel(nn.Module): ...
     models.make({'name': 'mymodel', 'args': {...}})
+    @models.wrappers.register('mytask')  class MyTask(models.Task): ...   (models/task.py)
+
+A model is an nn.Module whose __init__ takes its spec's args (all with defaults) and whose
+class has `input_shape`, the shape of one input its defaults take (the tests build every
+registered model and feed it a batch of that shape; --check reports it). A model that takes
+`num_classes` returns (N, num_classes) logits. A new file here registers its classes once it
+is imported: add its name to the import line at the bottom of this file.
 """
 import torch
 
 import utils
 
-registry = utils.Registry('models', spec_keys=['init_from', 'compile', 'channels_last'])
+registry = utils.Registry('models', spec_keys=['init_from', 'compile', 'channels_last'],
+                          folder=__path__[0])
 register, list = registry.register, registry.list
 
 
 def make(spec, args=None):
     """registry.make, then what the spec asks of the built model, wherever a model is made
-    (BaseWrapper, train.py, any other wrapper):
+    (every task):
 
         init_from: save/NAME      the weights of that earlier run (or of a .ckpt)
         channels_last: true       weights in NHWC memory layout: faster convolutions on tensor
@@ -44,12 +52,11 @@ def make(spec, args=None):
     return model
 
 
-# What a classifier logs and TensorBoard's HParams view puts beside its config: BaseWrapper's
-# and train.py's metrics.
-CLASSIFICATION_METRICS = ('val/acc', 'val/loss', 'test/acc', 'test/loss')
+wrappers = utils.Registry('train wrappers', folder=__path__[0])
 
-# Training wrappers import Lightning; they load on first use so that train.py, which has no
-# Lightning, can still build models.
-wrappers = utils.Registry('train wrappers', modules=['models.base', 'models.gan'])
-
-from . import mlp, lenet5, convnet, resnet, dcgan, airbench  # noqa: E402  (register on import)
+from .metrics import make_metrics  # noqa: E402
+from .task import Evaluation, Task, load_task  # noqa: E402
+from .classification import Classification  # noqa: E402
+from .regression import Regression  # noqa: E402
+# every module here but lightning.py (the Lightning adapter: train_pl.py imports it)
+from . import mlp, lenet5, convnet, resnet, dcgan, airbench, gan  # noqa: E402  (register on import)

@@ -43,3 +43,19 @@ def make_scheduler(spec, optimizer):
     if monitor:
         settings['monitor'] = monitor
     return settings
+
+
+def step_schedulers(configs, interval, count, metrics=None):
+    """Step the schedulers of `interval` ('step': after an optimizer step; 'epoch': after the
+    epoch's validation) whose `frequency` divides `count`, the steps or epochs done. A
+    monitored one (ReduceLROnPlateau) gets its metric, and is skipped, as in Lightning, when
+    the metric was not logged (an epoch without validation). What train.py does for every
+    task and models/lightning.py for tasks with several optimizers."""
+    for config in configs:
+        if config['interval'] != interval or count % config['frequency']:
+            continue
+        monitor = config.get('monitor')
+        if monitor is None:
+            config['scheduler'].step()
+        elif monitor in (metrics or {}):
+            config['scheduler'].step(float(metrics[monitor]))

@@ -9,12 +9,17 @@ any module may import it; the folders use these names, so they stay stable.
     seed.py      seeding, and the random states a checkpoint keeps
     speed.py     the GPU speed settings of a config, time-to-first-step
     weights.py   checkpoints loaded with weights_only=True, best checkpoint, init_from
+  the run-safety features both engines share (train.py calls them, Lightning callbacks wrap them):
+    guards.py          stop signals, the NaN/Inf policy, agreement across ranks
+    checkpoints.py     the checkpoint: section (top-k by monitor, last.ckpt, one write a save)
+    early_stopping.py  early_stopping
+    progress.py        the first-step and per-epoch ETA lines
 
 A config is a YAML mapping:
     data_module:   {name, args}                     datasets registry
-    train_wrapper: {name, args: {model_spec, loss_spec, optim_spec, sched_spec}}
+    train_wrapper: {name, args: {model_spec, loss_spec, optim_spec, sched_spec, metrics}}  tasks
     trainer_params: {...}                           pl.Trainer arguments (+ nan_policy, tf32)
-    checkpoint:    {...}                            ModelCheckpoint arguments
+    checkpoint:    {...}                            utils/checkpoints.py
     callbacks:     [{name, args}, ...]              callbacks registry or dotted paths
     seed: int
     test: bool                                      evaluate the test split after fit
@@ -24,11 +29,16 @@ from .config import (Provenance, apply_overrides, check_config, interpolate, loa
 from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
 from .seed import rng_state, seed_everything, set_rng_state
-from .run import (ROOT, Run, atomic_link, atomic_save, check_name, check_report, describe,
+from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_report, describe,
                   eta_line, find_resume, format_duration, is_rank_zero, parse_gpus, parser,
                   snapshot_code, start)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
-                   write_hparams)
+                   write_hparams, write_images)
 from .speed import first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
+from .guards import NAN_POLICIES, StopSignals, agreed, check_nan_policy, loss_is_usable, \
+    stopped_message
+from .checkpoints import CheckpointPolicy
+from .early_stopping import EarlyStopping
+from .progress import Progress

@@ -63,3 +63,16 @@ def write_hparams(writer, cfg, metric_names):
     file_writer = writer._get_file_writer()
     for summary in summaries:
         file_writer.add_summary(summary)
+
+
+def write_images(images, writer, run_dir, epoch):
+    """A task's epoch_images(): each to TensorBoard (IMAGES tab) at step `epoch` and to
+    <run>/<name>/epoch=EEE.png, small images enlarged to >= 512 px with their pixels sharp."""
+    import torchvision
+    for name, grid in images.items():
+        writer.add_image(name, grid, epoch)
+        path = Path(run_dir) / name / f'epoch={epoch:03d}.png'
+        path.parent.mkdir(exist_ok=True)
+        scale = -(-512 // grid.shape[-1])
+        torchvision.utils.save_image(
+            grid.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2), path)

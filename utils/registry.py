@@ -3,6 +3,9 @@ import copy
 import fnmatch
 import importlib
 import inspect
+import re
+import sys
+from pathlib import Path
 
 from .errors import ConfigError, at_key, close_matches
 
@@ -14,10 +17,12 @@ class Registry:
     top of a deep copy of the spec's args. A spec holds no other keys than `spec_keys`. A dotted name that is not registered is imported
     (`torch.nn.CrossEntropyLoss`). `modules` are imported on first use: registries whose
     entries need heavy imports (Lightning) stay cheap for code that never asks for them.
+    `folder`: the package folder whose files register here, searched when a name is unknown
+    (a file that registers it but is not imported yet is named in the error).
     """
 
-    def __init__(self, kind, modules=(), spec_keys=()):
-        self.kind = kind
+    def __init__(self, kind, modules=(), spec_keys=(), folder=None):
+        self.kind, self.folder = kind, folder
         # what a spec may hold besides name and args (a model spec's init_from): any other key
         # is a typo that would otherwise be dropped without a word
         self.spec_keys = ('name', 'args', *spec_keys)
@@ -52,7 +57,23 @@ class Registry:
             return import_path(name)
         known = self.list()
         raise ConfigError(f"unknown {self.kind} name '{name}'{close_matches(name, known)} "
-                          f"(known: {', '.join(known)})", key='name')
+                          f"(known: {', '.join(known)}){self.how_to_register(name)}", key='name')
+
+    def how_to_register(self, name):
+        """What to do about an unknown name, when the registry knows its folder."""
+        if not self.folder:
+            return ''
+        folder = Path(self.folder)
+        package = folder.name
+        pattern = re.compile(r"""register\(\s*['"]""" + re.escape(name) + r"""['"]\s*\)""")
+        for file in sorted(folder.glob('*.py')):
+            if f'{package}.{file.stem}' not in sys.modules and \
+                    pattern.search(file.read_text(errors='replace')):
+                return (f'; {package}/{file.name} registers it but is not imported: add '
+                        f"{file.stem} to the import line in {package}/__init__.py")
+        return (f'; to add one, register it in a file in {package}/ and add that file to the '
+                f'import line in {package}/__init__.py, or name it by its dotted path '
+                f'(my_module.MyClass)')
 
     def make(self, spec, args=None):
         if isinstance(spec, str):

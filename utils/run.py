@@ -183,8 +183,13 @@ class Run:
               f'{self.dir.parent}')
 
     def log(self, line):
-        with open(self.dir / 'log.txt', 'a') as f:
-            f.write(line + '\n')
+        append_log(self.dir, line)
+
+
+def append_log(run_dir, line):
+    """One line at the end of the run's log.txt."""
+    with open(Path(run_dir) / 'log.txt', 'a') as f:
+        f.write(line + '\n')
 
 
 def parse_gpus(text):

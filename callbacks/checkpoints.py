@@ -1,0 +1,34 @@
+import pytorch_lightning as pl
+
+import callbacks
+import utils
+
+
+@callbacks.register('checkpoints')
+class Checkpoints(pl.Callback):
+    """utils/checkpoints.py for Lightning (train_pl.py adds it to every run that saves): the
+    files are written by trainer.save_checkpoint, through the atomic CheckpointIO."""
+
+    def __init__(self, folder, **section):
+        self.policy = utils.CheckpointPolicy(folder, **section)
+
+    def write(self, trainer):
+        return lambda path: trainer.save_checkpoint(path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        last_batch = batch_idx + 1 >= trainer.num_training_batches
+        if self.policy.due_within_epoch(trainer.global_step) and not last_batch:
+            self.policy.save_last(self.write(trainer), trainer.is_global_zero)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.policy.end_of_epoch(trainer.current_epoch, trainer.global_step,
+                                     callbacks.logged(trainer), self.write(trainer),
+                                     trainer.is_global_zero)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint['checkpoints'] = self.policy.state_dict()  # where train.py keeps it too
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        if checkpoint.get('checkpoints'):
+            self.policy.load_state_dict(checkpoint['checkpoints'])

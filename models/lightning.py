@@ -1,0 +1,116 @@
+"""Any task as a LightningModule, for train_pl.py and test.py: the one adapter between a plain
+task (models/task.py) and the Lightning Trainer. It does here, once, what the Trainer needs of
+a module: automatic optimization for a task with one optimizer, manual for several; the NaN
+policy on every loss before its backward pass; logging (validation metrics are reduced across
+ranks as sums and counts by models.Evaluation); the task's spec as the checkpoint's
+hyper-parameters, so `TaskModule.load_from_checkpoint(path)` rebuilds it without the YAML.
+
+A checkpoint's state_dict is the task's own (`model.net.0.weight`, as train.py writes it),
+not the adapter's (`task.model.net.0.weight`): on_save_checkpoint and on_load_checkpoint,
+Lightning's hooks for exactly this, move the prefix.
+"""
+import pytorch_lightning as pl
+
+import models
+import utils
+from models.optim import step_schedulers
+from models.task import batch_size, training_losses
+
+
+class TaskModule(pl.LightningModule):
+    def __init__(self, spec, nan_policy='stop', task=None):
+        super().__init__()
+        self.save_hyperparameters(ignore=['task'])
+        self.task = task if task is not None else models.wrappers.make(spec)
+        self.nan_policy = utils.check_nan_policy(nan_policy)
+        self.automatic_optimization = len(self.task.train_losses) == 1
+        self.evaluation = None
+
+    def forward(self, x):
+        return self.task(x)
+
+    def where(self):
+        return f'epoch {self.current_epoch + 1}, step {self.global_step}'
+
+    def usable(self, loss):
+        last = self.trainer.default_root_dir + '/ckpt/last.ckpt'
+        return utils.loss_is_usable(loss, self.nan_policy, self.where(), last,
+                                    self.trainer.is_global_zero)
+
+    def log_losses(self, losses, batch, batch_idx):
+        # Only where the Trainer writes logs, and at the epoch's last batch (the ETA line shows
+        # it): each self.log call costs about 0.8 ms of Python (benchmarks/RESULTS.md).
+        trainer = self.trainer
+        if (self.global_step + 1) % trainer.log_every_n_steps == 0 or \
+                batch_idx + 1 == trainer.num_training_batches:
+            self.log_dict({f'train/{name}': loss for name, loss in losses.items()},
+                          prog_bar=True, batch_size=batch_size(batch))
+
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            name, loss = next(iter(training_losses(self.task, batch)))
+            if not self.usable(loss):
+                return None  # Lightning skips the batch's backward and update
+            self.log_losses({name: loss}, batch, batch_idx)
+            return loss
+        optimizers, done = self.optimizers(), {}
+        for (name, loss), optimizer in zip(training_losses(self.task, batch), optimizers):
+            if not self.usable(loss):
+                break  # this loss and the rest of the batch's: their optimizers do not step
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+            done[name] = loss.detach()
+        self.log_losses(done, batch, batch_idx)
+        if done:  # manual optimization: the schedulers are ours to step, once per batch
+            step_schedulers(self.schedulers(), 'step', self.global_step // len(optimizers))
+
+    def schedulers(self):
+        return [vars(config) for config in self.trainer.lr_scheduler_configs]
+
+    def on_train_epoch_end(self):
+        if not self.automatic_optimization:
+            step_schedulers(self.schedulers(), 'epoch', self.current_epoch + 1,
+                            {k: v.item() for k, v in self.trainer.callback_metrics.items()})
+        images = self.task.epoch_images() if self.trainer.is_global_zero else {}
+        if images and self.logger is not None:
+            utils.write_images(images, self.logger.experiment, self.logger.log_dir,
+                               self.current_epoch + 1)
+
+    def configure_optimizers(self):
+        pairs = self.task.configure_optimizers()
+        configs = [{'optimizer': o, **({'lr_scheduler': s} if s else {})} for o, s in pairs]
+        return configs[0] if len(configs) == 1 else configs
+
+    # validation and test: the task's steps, summed by models.Evaluation, logged at the end
+    def evaluate(self, split, batch):
+        step = self.task.validation_step if split == 'val' else self.task.test_step
+        if self.evaluation is None or self.evaluation.split != split:
+            self.evaluation = models.Evaluation(self.task, split)
+        self.evaluation.update(step(batch), batch_size(batch))
+
+    def finish(self):
+        values, self.evaluation = self.evaluation.compute() if self.evaluation else {}, None
+        self.log_dict(values, prog_bar=True)  # already the same on every rank
+
+    def validation_step(self, batch, batch_idx):
+        self.evaluate('val', batch)
+
+    def test_step(self, batch, batch_idx):
+        self.evaluate('test', batch)
+
+    def on_validation_epoch_end(self):
+        self.finish()
+
+    def on_test_epoch_end(self):
+        self.finish()
+
+    def predict_step(self, batch, batch_idx):
+        return self.task.predict_step(batch[0] if isinstance(batch, (list, tuple)) else batch)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint['state_dict'] = {k.removeprefix('task.'): v
+                                    for k, v in checkpoint['state_dict'].items()}
+
+    def on_load_checkpoint(self, checkpoint):
+        checkpoint['state_dict'] = {f'task.{k}': v for k, v in checkpoint['state_dict'].items()}

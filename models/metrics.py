@@ -1,0 +1,68 @@
+"""Metrics from the config: any torchmetrics class by name (or a dotted path), each logged
+under its `log_as` name, by default a short form of its class name:
+
+    train_wrapper:
+      args:
+        metrics:
+          - {name: MeanAbsoluteError}                       # val/mae, test/mae
+          - {name: R2Score, log_as: r2}
+          - {name: MulticlassF1Score, args: {average: macro}}   # num_classes from the task
+
+A task passes the values it knows (num_classes) to every metric that accepts them, and brings
+its own default list (classification: accuracy).
+"""
+import re
+
+import torch.nn as nn
+
+import utils
+
+registry = utils.Registry('torchmetrics metrics', spec_keys=['log_as'])
+SHORT = {'Accuracy': 'acc', 'MeanAbsoluteError': 'mae', 'MeanSquaredError': 'mse',
+         'R2Score': 'r2', 'F1Score': 'f1', 'AUROC': 'auroc'}
+_filled = False
+
+
+def fill():
+    """Every torchmetrics metric class under its class name (torchmetrics loads on first use)."""
+    global _filled
+    if _filled:
+        return
+    import torchmetrics
+    from torchmetrics import classification, regression
+    for module in (torchmetrics, classification, regression):
+        for name in getattr(module, '__all__', []):
+            obj = getattr(module, name, None)
+            if isinstance(obj, type) and issubclass(obj, torchmetrics.Metric):
+                registry.register(name)(obj)
+    _filled = True
+
+
+def log_name(class_name):
+    """MulticlassAccuracy -> acc, MeanAbsoluteError -> mae, PearsonCorrCoef -> pearson_corr_coef."""
+    base = re.sub(r'^(Multiclass|Multilabel|Binary)', '', class_name)
+    return SHORT.get(base) or re.sub(r'(?<!^)(?=[A-Z])', '_', base).lower()
+
+
+def make_metrics(specs, defaults, known=None):
+    """nn.ModuleDict {log name: metric} of the `metrics:` list (None: `defaults`). `known`:
+    run-time values each metric gets when it takes an argument of that name."""
+    fill()
+    specs = defaults if specs is None else specs
+    if not isinstance(specs, list):
+        raise utils.ConfigError(f'must be a list of metric specs like [{{name: '
+                                f'MeanAbsoluteError}}], but got {specs!r}', key='metrics')
+    built = nn.ModuleDict()
+    for i, spec in enumerate(specs):
+        with utils.at_key(f'metrics.{i}'):
+            spec = {'name': spec} if isinstance(spec, str) else dict(spec)
+            target = registry.get(spec.get('name'))
+            name = spec.pop('log_as', None) or log_name(getattr(target, '__name__', 'metric'))
+            accepted = utils.accepted_args(target) or {}
+            given = spec.get('args') or {}
+            extra = {k: v for k, v in (known or {}).items() if k in accepted and k not in given}
+            if name in built:
+                raise utils.ConfigError(f"a second metric logged as '{name}'; give one of them "
+                                        'another log_as', key='log_as')
+            built[name] = registry.make(spec, args=extra)
+    return built

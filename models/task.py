@@ -1,0 +1,212 @@
+"""Tasks: what one kind of training does, in plain PyTorch. train.py's loop and train_pl.py's
+Lightning adapter (models/lightning.py) both drive a task; the config's `train_wrapper:` names
+one in `models.wrappers`:
+
+    @models.wrappers.register('mixup')         # in models/mixup.py, imported in models/__init__.py
+    class Mixup(models.Classification): ...    # or any Task; or a dotted path, no registering
+
+The engines own the loop: batches to the device, backward passes, optimizer and scheduler
+steps, precision, DDP, logging, checkpoints and the run's guards. A task owns what is specific
+to it, and nothing of an engine.
+"""
+import torch
+import torch.nn as nn
+
+import utils
+from models.metrics import make_metrics
+from models.optim import make_optimizer, make_scheduler
+
+
+class Task(nn.Module):
+    """The base class of every task. What the engines call:
+
+    __init__(**train_wrapper.args)
+        Builds the networks, losses and metrics from their specs (models.make, losses.make,
+        make_metrics). Pass `optim_spec` and `sched_spec` on to Task.__init__ for the default
+        configure_optimizers.
+    training_step(batch) -> loss
+        `batch` is what the data module's train loader yields, already on the device. Returns
+        the scalar loss to minimise. A task with several optimizers makes it a generator that
+        yields one loss per optimizer, in configure_optimizers' order: the engine backpropagates
+        each loss and steps its optimizer before it asks for the next one (a GAN's generator
+        loss needs the discriminator that was just updated). Either way the engine checks each
+        loss (trainer_params.nan_policy) before its backward pass.
+    validation_step(batch) -> {'loss': tensor, ..., 'preds': tensor, 'target': tensor}
+        Every entry but preds and target is a batch mean, averaged over the split by batch size
+        and logged as val/<name>; preds and target update every metric in self.metrics, logged
+        as val/<its name>. Leave it out for a task that does not validate.
+    test_step(batch)
+        The same, logged as test/<name>; the default is validation_step.
+    predict_step(x) -> outputs for a batch of inputs (the default: self(x)), and
+    prediction_table(outputs) -> (header, rows) for test.py --predict's CSV.
+    configure_optimizers() -> [(optimizer, scheduler settings or None), ...]
+        One pair per loss of training_step. The default: `optim_spec` over every parameter,
+        with `sched_spec`. Scheduler settings are make_scheduler's {scheduler, interval,
+        frequency, monitor}.
+    epoch_images() -> {name: image tensor C x H x W in [0, 1]}
+        Written after every training epoch to TensorBoard and to <run>/<name>/epoch=E.png.
+
+    `train_losses` names training_step's losses, one per optimizer (logged as train/<name>).
+    """
+    train_losses = ('loss',)
+    eval_scalars = ('loss',)  # the validation_step entries besides preds and target
+
+    def __init__(self, optim_spec=None, sched_spec=None):
+        super().__init__()
+        self.optim_spec, self.sched_spec = optim_spec, sched_spec
+        self.metrics = nn.ModuleDict()
+
+    def training_step(self, batch):
+        raise NotImplementedError(f'{type(self).__name__} has no training_step')
+
+    def validation_step(self, batch):
+        raise NotImplementedError(f'{type(self).__name__} does not validate')
+
+    def test_step(self, batch):
+        return self.validation_step(batch)
+
+    def predict_step(self, x):
+        return self(x)
+
+    def prediction_table(self, outputs):
+        """One column per output value: `output`, or output_0, output_1, ..."""
+        flat = outputs.reshape(len(outputs), -1)
+        header = ['output'] if flat.shape[1] == 1 else [f'output_{i}' for i in
+                                                        range(flat.shape[1])]
+        return header, [[f'{v:.6g}' for v in row] for row in flat.tolist()]
+
+    def configure_optimizers(self):
+        if self.optim_spec is None:
+            raise utils.ConfigError('is required', key='optim_spec')
+        with utils.at_key('optim_spec'):
+            optimizer = make_optimizer(self.optim_spec, self.parameters())
+        scheduler = None
+        if self.sched_spec:
+            with utils.at_key('sched_spec'):
+                scheduler = make_scheduler(self.sched_spec, optimizer)
+        return [(optimizer, scheduler)]
+
+    def epoch_images(self):
+        return {}
+
+    @property
+    def validates(self):
+        return overrides(self, 'validation_step')
+
+    def summary_metrics(self):
+        """What TensorBoard's HParams view puts beside the run's config."""
+        if not self.validates:
+            return [f'train/{name}' for name in self.train_losses]
+        return [f'{split}/{name}' for split in ('val', 'test')
+                for name in (*self.metrics, *self.eval_scalars)]
+
+
+def overrides(task, method):
+    return getattr(type(task), method) is not getattr(Task, method)
+
+
+def training_losses(task, batch):
+    """[(name, loss)] of training_step, lazily: a generator task computes its next loss only
+    after the engine has stepped the optimizer of the one before."""
+    result = task.training_step(batch)
+    if isinstance(result, torch.Tensor):
+        result = [result]
+    return zip(task.train_losses, result)
+
+
+def optimizers_of(task, params):
+    """The task's [(optimizer, scheduler)], checked against what the engine can do with them:
+    one per loss, and the settings that act on a single optimizer step only with one."""
+    with utils.at_key('train_wrapper.args'):
+        pairs = task.configure_optimizers()
+    if len(pairs) != len(task.train_losses):
+        raise utils.ConfigError(f'{type(task).__name__}.configure_optimizers gives {len(pairs)} '
+                                f'optimizers for {len(task.train_losses)} losses '
+                                f'({", ".join(task.train_losses)}): it needs one per loss',
+                                key='train_wrapper')
+    if len(pairs) > 1:
+        for key, neutral in (('gradient_clip_val', None), ('accumulate_grad_batches', 1)):
+            if params.get(key, neutral) not in (neutral, 0):
+                raise utils.ConfigError(
+                    f'{type(task).__name__} steps {len(pairs)} optimizers in turn, so it cannot '
+                    f'honour {key}: {params[key]!r}; do it in its training_step',
+                    key=f'trainer_params.{key}')
+    return pairs
+
+
+def batch_size(batch):
+    """The number of samples in a batch: a tensor, or a tuple/list/dict whose first is one."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    return batch_size(batch[0])
+
+
+def to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class Evaluation:
+    """One pass over a val or test split: the step's scalars summed with their batch sizes and
+    the metrics updated. compute() sums over every rank under DDP (sums and counts, not means
+    of means), so the result equals one process over the same data."""
+
+    def __init__(self, task, split):
+        self.task, self.split = task, split
+        self.sums, self.count = {}, 0
+        for metric in task.metrics.values():
+            metric.reset()
+
+    def update(self, outputs, n):
+        outputs = dict(outputs)
+        preds, target = outputs.pop('preds', None), outputs.pop('target', None)
+        for name, value in outputs.items():
+            value = value.detach().double() * n
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+        self.count += n
+        if preds is not None:
+            for metric in self.task.metrics.values():
+                metric.update(preds.detach(), target)
+
+    def compute(self):
+        names = sorted(self.sums)
+        if not names and not self.task.metrics:
+            return {}
+        device = next(iter(self.sums.values())).device if names else torch.device('cpu')
+        totals = torch.stack([self.sums[n] for n in names] +
+                             [torch.tensor(float(self.count), dtype=torch.float64,
+                                           device=device)])
+        if utils.guards.distributed():
+            totals = totals.to(self.device())
+            torch.distributed.all_reduce(totals)
+        values = {f'{self.split}/{n}': (totals[i] / max(totals[-1], 1)).item()
+                  for i, n in enumerate(names)}
+        for name, metric in self.task.metrics.items():  # torchmetrics syncs ranks itself
+            values[f'{self.split}/{name}'] = float(metric.compute())
+        return values
+
+    def device(self):
+        # gloo reduces CPU tensors, NCCL CUDA ones
+        backend = torch.distributed.get_backend()
+        return torch.device('cuda', torch.cuda.current_device()) if backend == 'nccl' else \
+            torch.device('cpu')
+
+
+def load_task(path, what=None):
+    """A task rebuilt from a checkpoint alone (its train_wrapper spec and weights), no YAML."""
+    state = utils.load_checkpoint(path, what)
+    import models
+    spec = (state.get('hyper_parameters') or {}).get('spec')
+    if spec is None:
+        raise utils.ConfigError(f'{path}: no train_wrapper spec in it (hyper_parameters.spec)')
+    task = models.wrappers.make(utils.without_init_from(spec))
+    task.load_state_dict(state['state_dict'])
+    return task
+

@@ -1,0 +1,39 @@
+"""What both engines print and append to log.txt as a run goes: the first step's time (once
+per process: time-to-first-step, and the step's own time, where torch.compile compiles and
+cuDNN autotunes) and one ETA line per epoch."""
+import time
+
+from .run import eta_line
+from .speed import first_step_line, process_age
+
+
+class Progress:
+    """`log(line)` appends to log.txt (None under --check: nothing is written)."""
+
+    def __init__(self, max_epochs, first_epoch, log=None):
+        self.max_epochs, self.first_epoch, self.log = max_epochs, first_epoch, log
+        self.start = time.time()
+        self.step_started, self.step_timed = None, False
+
+    def batch_start(self):
+        if self.step_started is None:
+            self.step_started = time.perf_counter()
+
+    def step_done(self, device):
+        """After an optimizer step: the first one's line."""
+        if self.step_timed:
+            return
+        self.step_timed = True
+        if device.type == 'cuda':
+            import torch
+            torch.cuda.synchronize(device)  # the step's kernels have run
+        if self.log:
+            self.log(first_step_line(process_age(), time.perf_counter() - self.step_started))
+
+    def epoch_line(self, epoch, metrics):
+        """The line of epoch `epoch` (from 1), logged; the caller prints it."""
+        line = eta_line(epoch, self.max_epochs, metrics, time.time() - self.start,
+                        epoch - self.first_epoch)
+        if self.log:
+            self.log(line)
+        return line
