@@ -10,9 +10,10 @@ precision, limit_val_batches/limit_test_batches and deterministic, prints the me
 writes save/NAME/eval/<split>.json: {run, checkpoint, epoch, global_step, split, metrics}
 (`epoch` is the checkpoint's, counted from 0 as in its file name `epoch=E-step=S.ckpt`).
 
-Prediction runs the wrapper's predict_step (softmax probabilities) on a folder of images or on
-a tensor file, and writes a CSV (default save/NAME/eval/predictions.csv): input (file name or
-index), predicted class, its probability, then one probability column per class.
+Prediction runs the task's predict_step on a folder of images or on a tensor file, and writes
+a CSV (default save/NAME/eval/predictions.csv): the input (file name or index), then the task's
+columns: for classification the predicted class, its probability and one probability column per
+class; for regression the predicted value(s).
 """
 import argparse
 import csv
@@ -22,20 +23,19 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch.utils.data import DataLoader, TensorDataset
 
 import datasets
 import models
 import utils
 from datasets.lightning import LightningData
+from models.lightning import TaskModule
 
 utils.hide_upstream_warnings()
 
 # The trainer_params that change what an evaluation computes; the rest are about training.
 EVAL_PARAMS = ('precision', 'limit_val_batches', 'limit_test_batches', 'deterministic')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')
-STEPS = {'test': 'test_step', 'val': 'validation_step', 'predict': 'predict_step'}
 
 
 def parser():
@@ -100,25 +100,26 @@ def choose_checkpoint(run_dir, cfg, word):
                             f"{utils.close_matches(word, ['last', 'best'])}")
 
 
-def build(cfg, config_path, step):
-    """The data module and the wrapper of the run's config; `step` is the one it must have."""
+def build(cfg, config_path, predicting):
+    """The data module and the task of the run's config, in the Lightning adapter."""
     with utils.at_key(None, file=config_path):
         with utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
         with utils.at_key('train_wrapper'):
             # init_from is how training started; the checkpoint's weights replace it anyway,
             # and the run it names may be gone.
-            wrapper = models.wrappers.make(utils.without_init_from(cfg['train_wrapper']))
-            if not is_overridden(step, wrapper):
-                raise utils.ConfigError(f"the {cfg['train_wrapper']['name']!r} wrapper has no "
-                                        f'{step} of its own: nothing for test.py to run',
+            spec = utils.without_init_from(cfg['train_wrapper'])
+            task = models.make_task(spec)
+            if not predicting and not task.validates:
+                raise utils.ConfigError(f"the {cfg['train_wrapper']['name']!r} task has no "
+                                        'validation_step: nothing for test.py to evaluate',
                                         key='name')
-    return data, wrapper
+    return data, TaskModule(spec, task=task)
 
 
-def load_weights(wrapper, state, ckpt, config_path):
+def load_weights(task, state, ckpt, config_path):
     try:
-        wrapper.load_state_dict(state['state_dict'])
+        task.load_state_dict(state['state_dict'])
     except RuntimeError as e:  # another model's checkpoint: Lightning's layout, other keys
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         raise utils.ConfigError(f'--ckpt {ckpt}: its weights do not fit the model of '
@@ -183,31 +184,29 @@ def read_inputs(target, data):
     return [str(i) for i in range(len(x))], x
 
 
-def evaluate(trainer, wrapper, data, cfg, split):
+def evaluate(trainer, module, data, cfg, split):
     run = trainer.test if split == 'test' else trainer.validate
-    results = run(wrapper, datamodule=LightningData(data, cfg['seed']), verbose=False)
+    results = run(module, datamodule=LightningData(data, cfg['seed']), verbose=False)
     return {k: float(v) for k, v in sorted(results[0].items())}
 
 
-def predict(trainer, wrapper, x, batch_size, target):
+def predict(trainer, module, x, batch_size, target):
     loader = DataLoader(TensorDataset(x), batch_size=batch_size)
     try:
-        return torch.cat(trainer.predict(wrapper, dataloaders=loader)).float()
+        return torch.cat(trainer.predict(module, dataloaders=loader)).float()
     except RuntimeError as e:  # inputs of another shape than the model takes
         raise utils.ConfigError(f'--predict {target}: the model does not take inputs '
                                 f'{utils.describe(x)} ({(str(e).splitlines() or [""])[0]})') \
             from None
 
 
-def write_predictions(path, names, probs):
+def write_predictions(path, names, task, outputs):
+    header, rows = task.prediction_table(outputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['input', 'predicted', 'probability',
-                         *(f'prob_{c}' for c in range(probs.shape[1]))])
-        confidence, predicted = probs.max(dim=1)
-        for name, p, c, row in zip(names, confidence.tolist(), predicted.tolist(), probs.tolist()):
-            writer.writerow([name, c, f'{p:.6g}', *(f'{q:.6g}' for q in row)])
+        writer.writerow(['input', *header])
+        writer.writerows([name, *row] for name, row in zip(names, rows))
 
 
 def main(argv):
@@ -223,22 +222,22 @@ def main(argv):
     pl.seed_everything(cfg['seed'], verbose=False)
 
     # Everything is built and checked before anything is written.
-    data, wrapper = build(cfg, config_path, STEPS['predict' if args.predict else args.split])
-    load_weights(wrapper, state, ckpt, config_path)
+    data, module = build(cfg, config_path, bool(args.predict))
+    load_weights(module.task, state, ckpt, config_path)
     with utils.at_key(None, file=config_path):
         trainer = make_trainer(cfg, gpus)
     where = f"{ckpt} (epoch={state.get('epoch')}, global_step={state.get('global_step')})"
 
     if args.predict:
         names, x = read_inputs(args.predict, data)
-        probs = predict(trainer, wrapper, x, data.loader_settings['test']['batch_size'],
-                        args.predict)
+        outputs = predict(trainer, module, x, data.loader_settings['test']['batch_size'],
+                          args.predict)
         out = Path(args.out or run_dir / 'eval' / 'predictions.csv')
-        write_predictions(out, names, probs)
+        write_predictions(out, names, module.task, outputs)
         print(f'{where}: {len(names)} predictions written to {out}')
         return
 
-    metrics = evaluate(trainer, wrapper, data, cfg, args.split)
+    metrics = evaluate(trainer, module, data, cfg, args.split)
     width = max(map(len, ['metric', *metrics]))
     print(f'{where}, split {args.split}:')
     print('\n'.join(f'  {name:<{width}}  {value}' for name, value in

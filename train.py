@@ -129,8 +129,8 @@ def build(run, device, rank, world_size):
         with utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
         with utils.at_key('train_wrapper'):  # on resume, the weights are in the checkpoint
-            task = models.wrappers.make(utils.without_init_from(cfg['train_wrapper'])
-                                        if run.ckpt else cfg['train_wrapper']).to(device)
+            task = models.make_task(utils.without_init_from(cfg['train_wrapper'])
+                                    if run.ckpt else cfg['train_wrapper']).to(device)
         pairs = optimizers_of(task, params)
         with utils.at_key('checkpoint'):
             section = {**(cfg.get('checkpoint') or {}), 'folder': run.dir / 'ckpt'}
@@ -187,14 +187,13 @@ def train_step(t, batch, i):
     accumulation, its optimizer stepped. Returns True when the optimizers stepped."""
     first_micro = i % t.accumulate == 0
     last_micro = (i + 1) % t.accumulate == 0 or i + 1 == t.n_train
-    where = f'epoch {t.epoch + 1}, step {t.step}'
     with t.autocast:
         losses = training_losses(t.task, batch)  # a generator task runs at each next()
     for optimizer in t.optimizers:
         with t.autocast:
             name, loss = next(losses)
-        if not utils.loss_is_usable(loss, t.params.get('nan_policy', 'stop'), where,
-                                    t.policy.last_path, t.master):
+        if not utils.loss_is_usable(loss, t.params.get('nan_policy', 'stop'), t.epoch + 1,
+                                    t.step, i, t.policy.last_path, t.master):
             optimizer.zero_grad(set_to_none=True)
             return False
         if first_micro:

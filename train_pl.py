@@ -102,7 +102,7 @@ def build(run, save, extra_callbacks):
         with utils.at_key('train_wrapper'):
             # a resumed run's weights come from its checkpoint: no `init_from` (that run may be gone)
             spec = utils.without_init_from(cfg['train_wrapper']) if run.ckpt else cfg['train_wrapper']
-            task = models.wrappers.make(spec)
+            task = models.make_task(spec)
         optimizers_of(task, params)  # a dry run: bad optimizer names fail now
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)

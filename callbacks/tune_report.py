@@ -1,5 +1,7 @@
 import pytorch_lightning as pl
 
+import callbacks
+
 
 class TuneReport(pl.Callback):
     """tune.py's trials: every epoch's metrics (after its validation) to Ray Tune, with the
@@ -9,5 +11,4 @@ class TuneReport(pl.Callback):
         from ray import tune
         if trainer.sanity_checking:
             return
-        metrics = {k: v.item() for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        tune.report({**metrics, 'epoch': trainer.current_epoch + 1})
+        tune.report({**callbacks.logged(trainer), 'epoch': trainer.current_epoch + 1})

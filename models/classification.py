@@ -22,8 +22,9 @@ class Classification(Task):
             self.model = models.make(model_spec)
         with utils.at_key('loss_spec'):
             self.loss_fn = losses.make(loss_spec)
+        # the model's num_classes: its spec's, else its default (torchvision's resnet18: 1000)
         num_classes = num_classes or (model_spec.get('args') or {}).get('num_classes') or \
-            getattr(self.model, 'num_classes', None)
+            (utils.accepted_args(models.registry.get(model_spec['name'])) or {}).get('num_classes')
         if isinstance(num_classes, bool) or not isinstance(num_classes, int):
             raise utils.ConfigError('must be set (an int) when model_spec.args has no '
                                     'num_classes', key='num_classes')

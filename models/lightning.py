@@ -21,7 +21,7 @@ class TaskModule(pl.LightningModule):
     def __init__(self, spec, nan_policy='stop', task=None):
         super().__init__()
         self.save_hyperparameters(ignore=['task'])
-        self.task = task if task is not None else models.wrappers.make(spec)
+        self.task = task if task is not None else models.make_task(spec)
         self.nan_policy = utils.check_nan_policy(nan_policy)
         self.automatic_optimization = len(self.task.train_losses) == 1
         self.evaluation = None
@@ -29,13 +29,10 @@ class TaskModule(pl.LightningModule):
     def forward(self, x):
         return self.task(x)
 
-    def where(self):
-        return f'epoch {self.current_epoch + 1}, step {self.global_step}'
-
-    def usable(self, loss):
+    def usable(self, loss, batch_idx):
         last = self.trainer.default_root_dir + '/ckpt/last.ckpt'
-        return utils.loss_is_usable(loss, self.nan_policy, self.where(), last,
-                                    self.trainer.is_global_zero)
+        return utils.loss_is_usable(loss, self.nan_policy, self.current_epoch + 1,
+                                    self.global_step, batch_idx, last, self.trainer.is_global_zero)
 
     def log_losses(self, losses, batch, batch_idx):
         # Only where the Trainer writes logs, and at the epoch's last batch (the ETA line shows
@@ -49,13 +46,13 @@ class TaskModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.automatic_optimization:
             name, loss = next(iter(training_losses(self.task, batch)))
-            if not self.usable(loss):
+            if not self.usable(loss, batch_idx):
                 return None  # Lightning skips the batch's backward and update
             self.log_losses({name: loss}, batch, batch_idx)
             return loss
         optimizers, done = self.optimizers(), {}
         for (name, loss), optimizer in zip(training_losses(self.task, batch), optimizers):
-            if not self.usable(loss):
+            if not self.usable(loss, batch_idx):
                 break  # this loss and the rest of the batch's: their optimizers do not step
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)

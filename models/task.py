@@ -199,14 +199,24 @@ class Evaluation:
             torch.device('cpu')
 
 
+def make_task(spec):
+    """The task of a `train_wrapper:` spec: a registered name or the dotted path of a Task."""
+    import models
+    if isinstance(spec, dict) and isinstance(spec.get('name'), str):
+        target = models.wrappers.get(spec['name'])
+        if not (isinstance(target, type) and issubclass(target, Task)):
+            raise utils.ConfigError(f"'{spec['name']}' is not a task: a train_wrapper is a "
+                                    'subclass of models.Task (models/task.py)', key='name')
+    return models.wrappers.make(spec)
+
+
 def load_task(path, what=None):
     """A task rebuilt from a checkpoint alone (its train_wrapper spec and weights), no YAML."""
     state = utils.load_checkpoint(path, what)
-    import models
     spec = (state.get('hyper_parameters') or {}).get('spec')
     if spec is None:
         raise utils.ConfigError(f'{path}: no train_wrapper spec in it (hyper_parameters.spec)')
-    task = models.wrappers.make(utils.without_init_from(spec))
+    task = make_task(utils.without_init_from(spec))
     task.load_state_dict(state['state_dict'])
     return task
 

@@ -84,7 +84,7 @@ def test_the_config_shows_in_tensorboards_hparams_view(train, script):
 # callbacks to train_pl.py
 MISTAKES = [
     ('early stopping mode', '[{name: early_stopping, args: {monitor: val/acc, mode: maximum}}]',
-     {'train_pl.py': r"callbacks.0.args: `mode` can be .*, got maximum",
+     {'train_pl.py': r"callbacks.0.args.mode: must be 'min' or 'max', but got 'maximum'",
       'train.py': r"callbacks.0.args.mode: must be 'min' or 'max', but got 'maximum'"}),
     ('misspelt name', '[{name: early_stoping}]',
      {'train_pl.py': r"callbacks.0.name: unknown callbacks name 'early_stoping'; did you mean "

@@ -23,17 +23,12 @@ def test_check_runs_every_shipped_config(config, script, save_dir, mnist_root, c
     if dataset in roots:
         argv += [f'data_module.args.root_dir={roots[dataset]}', '+data_module.args.val_size=16']
     gan = 'dcgan' in config
-    if gan and script == 'train.py':  # it trains the `base` wrapper only, and says so
-        with pytest.raises(SystemExit) as stop:
-            utils.run_cli(ENTRYPOINTS[script], argv)
-        assert stop.value.code == 2 and 'run this config with train_pl.py' in capsys.readouterr().err
-        return
     utils.run_cli(ENTRYPOINTS[script], argv)
     out = capsys.readouterr().out
     assert 'check passed' in out
     summary = dict(line.split(': ', 1) for line in out.splitlines()
                    if line.split(': ')[0] in ('model', 'train batch', 'losses'))
-    assert int(summary['model'].split()[0].replace(',', '')) > 1000
+    assert int(summary['model'].split()[0].replace(',', '')) > 300
     assert summary['train batch'].startswith('(float32[')
     losses = dict(zip(*[iter(summary['losses'].split())] * 2))
     expected = ('train/d_loss', 'train/g_loss') if gan else ('train/loss', 'val/loss')

@@ -43,7 +43,7 @@ CASES = [
     ('unknown argument', [*DIGITS, '+train_wrapper.args.model_spec.args.hiden=[8]'],
      r"^error: configs/digits.yaml: train_wrapper.args.model_spec.args.hiden: unknown argument "
      r"'hiden' for models 'mlp'; did you mean 'hidden'\? \(accepted: dropout, hidden, in_dim, "
-     r"num_classes\)$"),
+     r"num_classes, out_dim\)$"),
     ('not a number', [*DIGITS, 'train_wrapper.args.optim_spec.args.lr=fast'],
      r'^error: configs/digits.yaml: train_wrapper.args.optim_spec.args.lr: must be a number, '
      r"but got 'fast'$"),

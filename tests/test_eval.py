@@ -154,11 +154,13 @@ def broken(runs, tmp_path_factory):
     cfg = yaml.safe_load((runs['train_pl.py'] / 'config.yaml').read_text())
     changes = {'nockpt': {}, 'unmonitored': {'checkpoint': None},
                'junk': {}, 'unsafe': {},
-               'trainonly': {'train_wrapper': {'name': 'pytorch_lightning.LightningModule'}}}
+               'trainonly': {'train_wrapper': utils.load_config(ROOT / 'configs' / 'digits-dcgan.yaml')[
+                   'train_wrapper']},
+               'notatask': {'train_wrapper': {'name': 'pytorch_lightning.LightningModule'}}}
     for name, change in changes.items():
         (save / name / 'ckpt').mkdir(parents=True)
         (save / name / 'config.yaml').write_text(yaml.safe_dump({**cfg, **change}))
-        if name in ('unmonitored', 'trainonly'):
+        if name in ('unmonitored', 'trainonly', 'notatask'):
             shutil.copy(runs['train_pl.py'] / 'ckpt' / 'last.ckpt', save / name / 'ckpt')
     (save / 'junk' / 'ckpt' / 'last.ckpt').write_text('not a checkpoint')
     torch.save({'state_dict': {}, 'where': save}, save / 'unsafe' / 'ckpt' / 'last.ckpt')
@@ -191,10 +193,13 @@ ERRORS = [
     ('another model', [*RUN, '--ckpt', '{save}/other.ckpt'],
      r'^error: --ckpt {save}/other.ckpt: its weights do not fit the model of '
      r'{save}/lightning/config.yaml \(Missing key\(s\) in state_dict: "model.net.1.weight"'),
-    ('no test_step', ['--run', '{save}/trainonly', '--ckpt', 'last'],
-     r"^error: {save}/trainonly/config.yaml: train_wrapper.name: the "
-     r"'pytorch_lightning.LightningModule' wrapper has no test_step of its own: nothing for "
-     r"test.py to run$"),
+    ('no validation_step', ['--run', '{save}/trainonly', '--ckpt', 'last'],
+     r"^error: {save}/trainonly/config.yaml: train_wrapper.name: the 'gan' task has no "
+     r"validation_step: nothing for test.py to evaluate$"),
+    ('not a task', ['--run', '{save}/notatask', '--ckpt', 'last'],
+     r"^error: {save}/notatask/config.yaml: train_wrapper.name: 'pytorch_lightning."
+     r"LightningModule' is not a task: a train_wrapper is a subclass of models.Task "
+     r"\(models/task.py\)$"),
     ('predict missing file', [*RUN, '--predict', '{save}/nope.pt'],
      r'^error: --predict {save}/nope.pt: no such file$'),
     ('predict no images', [*RUN, '--predict', '{save}/no-images'],

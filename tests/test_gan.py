@@ -1,4 +1,4 @@
-"""The GAN wrapper, the DCGAN models and the adversarial losses."""
+"""The GAN task in both engines, the DCGAN models and the adversarial losses."""
 import os
 import socket
 import subprocess
@@ -48,8 +48,9 @@ def test_gan_losses_reward_the_right_player(name):
     assert loss.g_loss(fake=confident) < loss.g_loss(fake=fooled)
 
 
-def test_digits_dcgan_trains_and_logs_sample_grids(train):
-    run = train(*GAN)
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_digits_dcgan_trains_and_logs_sample_grids(train, script):
+    run = train(*GAN, script=script)
     events = EventAccumulator(str(run), size_guidance={'images': 0})
     events.Reload()
     grids = events.Images('samples')
@@ -62,11 +63,13 @@ def test_digits_dcgan_trains_and_logs_sample_grids(train):
     assert 'epoch 2/2' in (run / 'log.txt').read_text()
 
 
-def test_both_players_learn_and_a_resumed_gan_ends_where_an_uninterrupted_one_does(train):
-    whole = train(*GAN, name='whole')
-    halves = train(*GAN, 'trainer_params.max_epochs=1', name='halves')
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_both_players_learn_and_a_resumed_gan_ends_where_an_uninterrupted_one_does(train,
+                                                                                     script):
+    whole = train(*GAN, name='whole', script=script)
+    halves = train(*GAN, 'trainer_params.max_epochs=1', name='halves', script=script)
     first = torch.load(halves / 'ckpt' / 'last.ckpt', weights_only=True)['state_dict']
-    train('--resume', str(halves), 'trainer_params.max_epochs=2')
+    train('--resume', str(halves), 'trainer_params.max_epochs=2', script=script)
     second = torch.load(halves / 'ckpt' / 'last.ckpt', weights_only=True)['state_dict']
     for part in ('generator.', 'discriminator.'):
         changed = [k for k in first if k.startswith(part) and not torch.equal(first[k], second[k])]
@@ -77,29 +80,18 @@ def test_both_players_learn_and_a_resumed_gan_ends_where_an_uninterrupted_one_do
         ['epoch=001.png', 'epoch=002.png']
 
 
-def test_train_py_refuses_the_gan_and_points_at_train_pl(save_dir, capsys):
-    with pytest.raises(SystemExit) as stop:
-        utils.run_cli(ENTRYPOINTS['train.py'], [*GAN, '--save-dir', str(save_dir)])
-    assert stop.value.code == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: configs/digits-dcgan.yaml: train_wrapper.name: train.py trains the 'base' "
-        "wrapper only, but got 'gan'; run this config with train_pl.py")
-    assert tree(save_dir) == {}
-
-
+@pytest.mark.parametrize('script', ENTRYPOINTS)
 @pytest.mark.parametrize('setting, value', [('gradient_clip_val', 1.0),
-                                            ('accumulate_grad_batches', 2),
-                                            ('nan_policy', 'skip')])
-def test_trainer_settings_a_gan_cannot_honour_are_refused_before_training(setting, value,
+                                            ('accumulate_grad_batches', 2)])
+def test_trainer_settings_a_gan_cannot_honour_are_refused_before_training(setting, value, script,
                                                                           save_dir, capsys):
     with pytest.raises(SystemExit) as stop:
-        utils.run_cli(ENTRYPOINTS['train_pl.py'], [*GAN, f'+trainer_params.{setting}={value}',
-                                                   '--name', 'gan', '--save-dir', str(save_dir)])
+        utils.run_cli(ENTRYPOINTS[script], [*GAN, f'+trainer_params.{setting}={value}',
+                                            '--name', 'gan', '--save-dir', str(save_dir)])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        f'error: configs/digits-dcgan.yaml: trainer_params.{setting}: GANWrapper steps its '
-        f'optimizers itself (manual optimization), so it cannot honour {setting}: {value!r}; '
-        'do it in its training_step')
+        f'error: configs/digits-dcgan.yaml: trainer_params.{setting}: GAN steps 2 optimizers '
+        f'in turn, so it cannot honour {setting}: {value!r}; do it in its training_step')
     assert tree(save_dir) == {}
 
 

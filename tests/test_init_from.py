@@ -9,7 +9,7 @@ import torch
 import models
 import utils
 from conftest import ENTRYPOINTS, SHRINK, tree
-from models.base import BaseWrapper
+from models.lightning import TaskModule
 
 DIGITS = ['--config', 'configs/digits.yaml']
 INIT = '+train_wrapper.args.model_spec.init_from'
@@ -54,8 +54,10 @@ def test_a_resumed_run_needs_not_the_run_it_started_from(train, script):
     old = train(*DIGITS, *SHRINK, name='old', script=script)
     new = train(*DIGITS, *SHRINK, f'{INIT}={old}', name='new', script=script)
     shutil.rmtree(old)  # its weights are in new's checkpoints by now
-    wrapper = BaseWrapper.load_from_checkpoint(new / 'ckpt' / 'last.ckpt')  # no YAML, no old run
-    assert_equal(wrapper.model.state_dict(), weights(new / 'ckpt' / 'last.ckpt'))
+    module = TaskModule.load_from_checkpoint(new / 'ckpt' / 'last.ckpt')  # no YAML, no old run
+    assert_equal(module.task.model.state_dict(), weights(new / 'ckpt' / 'last.ckpt'))
+    assert_equal(models.load_task(new / 'ckpt' / 'last.ckpt').model.state_dict(),
+                 weights(new / 'ckpt' / 'last.ckpt'))
     train('--resume', str(new), 'trainer_params.max_epochs=3', script=script)
     assert 'epoch 3/3' in (new / 'log.txt').read_text()
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from conftest import SHRINK, run_command, tree
-from models.base import BaseWrapper
+import models
+from models.lightning import TaskModule
 from test_train_pl import DIGITS, epochs_logged, scalars
 
 
@@ -22,9 +23,11 @@ def test_digits_trains_and_fills_the_run_folder(train):
     assert (run / 'src' / 'train.py').is_file() and (run / 'config.yaml').is_file()
     ckpts = sorted(p.name for p in (run / 'ckpt').iterdir())
     assert len(ckpts) == 2 and ckpts[-1] == 'last.ckpt'  # save_top_k: 1 by val/acc, and last
-    # the checkpoint is Lightning-shaped: the Lightning wrapper loads it
-    wrapper = BaseWrapper.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
-    assert wrapper(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    # the checkpoint is Lightning-shaped: the Lightning adapter loads it, and so does the plain
+    # loader
+    module = TaskModule.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
+    assert module(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert models.load_task(run / 'ckpt' / 'last.ckpt')(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_same_numbers_as_train_pl(train):
@@ -76,14 +79,27 @@ def test_does_not_import_lightning():
     assert not [m for m in modules if 'lightning' in m]
 
 
-def test_other_wrappers_are_sent_to_train_pl(tmp_path):
-    result = run_command('train.py', *DIGITS, 'train_wrapper.name=gan',
-                         '--save-dir', str(tmp_path / 'save'))
-    assert result.returncode == 2
-    assert re.fullmatch(r"error: configs/digits.yaml: train_wrapper.name: train.py trains the "
-                        r"'base' wrapper only, but got 'gan'; run this config with train_pl.py",
-                        result.stderr.strip())
-    assert not (tmp_path / 'save').exists()
+@pytest.mark.slow
+def test_ddp_averages_gradients_as_one_process_of_the_global_batch(tmp_path):
+    """Two processes of 32 samples and one of 64 take the same samples at every step (rank r's
+    share is every second sample of the epoch's order), so they take the same steps."""
+    common = [*DIGITS, 'trainer_params.max_epochs=2', '+trainer_params.limit_train_batches=8',
+              '+test=false', '--save-dir', str(tmp_path)]
+    ddp = run_command('-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2',
+                      'train.py', *common, '--name', 'ddp', 'data_module.args.batch_size=32')
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run_command('train.py', *common, '--name', 'single')
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = weights(tmp_path / 'ddp' / 'ckpt' / 'last.ckpt'), \
+        weights(tmp_path / 'single' / 'ckpt' / 'last.ckpt')
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    assert scalars(tmp_path / 'ddp', 'val/acc')[-1][1] > 0.8  # it trained
+    for tag in ('val/loss', 'val/acc'):  # summed over both ranks' halves of val
+        for (_, x), (_, y) in zip(scalars(tmp_path / 'ddp', tag),
+                                  scalars(tmp_path / 'single', tag), strict=True):
+            assert abs(x - y) < 1e-5, tag
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import torch
 import yaml
 
 from conftest import SHRINK, scalars, tree
-from models.base import BaseWrapper
+import models
+from models.lightning import TaskModule
 
 DIGITS = ['--config', 'configs/digits.yaml']
 
@@ -23,7 +24,7 @@ def test_run_folder_is_complete_and_readable(train):
     assert 'python train_pl.py --config configs/digits.yaml' in text.splitlines()[0]
     assert yaml.safe_load(text)['trainer_params']['limit_train_batches'] == 4
     # src/: the project's code, never load/ or save/
-    assert (run / 'src' / 'train_pl.py').is_file() and (run / 'src' / 'models' / 'base.py').is_file()
+    assert (run / 'src' / 'train_pl.py').is_file() and (run / 'src' / 'models' / 'task.py').is_file()
     assert not (run / 'src' / 'save').exists() and not (run / 'src' / 'load').exists()
     # log.txt: one ETA line per epoch
     log = (run / 'log.txt').read_text()
@@ -32,8 +33,9 @@ def test_run_folder_is_complete_and_readable(train):
     # TensorBoard's own reader finds the metrics, one val point per epoch
     assert len(scalars(run, 'val/acc')) == 2 and scalars(run, 'train/loss')
     # the checkpoint rebuilds the wrapper without the YAML
-    wrapper = BaseWrapper.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
-    assert wrapper(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    module = TaskModule.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
+    assert module(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    assert models.load_task(run / 'ckpt' / 'last.ckpt')(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
     assert torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)['epoch'] == 1
 
 

@@ -40,18 +40,19 @@ def check_nan_policy(policy):
     return policy
 
 
-def loss_is_usable(loss, policy, where, last_path, master=True):
+def loss_is_usable(loss, policy, epoch, step, batch, last_path, master=True):
     """True when `loss` may be backpropagated. A NaN or Inf loss (on any rank) is skipped
-    (False) under `policy: skip`, and stops the run under `stop`. `where`: 'epoch E, step S'."""
+    (False) under `policy: skip`, and stops the run under `stop`. `epoch` counts from 1,
+    `step` is the optimizer steps done, `batch` the batch's index in its epoch."""
     if not agreed(not torch.isfinite(loss).all(), loss.device):
         return True
     if policy == 'skip':
         if master:
-            print(f'warning: skipped a batch at {where}: the loss is {loss.item()}',
+            print(f'warning: skipped batch {batch} of epoch {epoch}: the loss is {loss.item()}',
                   file=sys.stderr)
         return False
-    raise TrainingStopped(f'the loss is {loss.item()} at {where}; the run stopped and '
-                          f'{last_path or "last.ckpt"} is the last good checkpoint')
+    raise TrainingStopped(f'the loss is {loss.item()} at epoch {epoch}, step {step}; the run '
+                          f'stopped and {last_path or "last.ckpt"} is the last good checkpoint')
 
 
 class StopSignals:

@@ -56,11 +56,13 @@ class Registry:
         if '.' in name:
             return import_path(name)
         known = self.list()
-        raise ConfigError(f"unknown {self.kind} name '{name}'{close_matches(name, known)} "
-                          f"(known: {', '.join(known)}){self.how_to_register(name)}", key='name')
+        typo = close_matches(name, known)
+        raise ConfigError(f"unknown {self.kind} name '{name}'{typo} (known: {', '.join(known)})"
+                          f'{self.how_to_register(name, typo)}', key='name')
 
-    def how_to_register(self, name):
-        """What to do about an unknown name, when the registry knows its folder."""
+    def how_to_register(self, name, typo=''):
+        """What to do about an unknown name, when the registry knows its folder: the file that
+        registers it is not imported yet, or (for a name that is no near-miss) how to add one."""
         if not self.folder:
             return ''
         folder = Path(self.folder)
@@ -71,6 +73,8 @@ class Registry:
                     pattern.search(file.read_text(errors='replace')):
                 return (f'; {package}/{file.name} registers it but is not imported: add '
                         f"{file.stem} to the import line in {package}/__init__.py")
+        if typo:
+            return ''
         return (f'; to add one, register it in a file in {package}/ and add that file to the '
                 f'import line in {package}/__init__.py, or name it by its dotted path '
                 f'(my_module.MyClass)')
