@@ -121,7 +121,10 @@ class DataModule:
             # the per-sample part of the pipeline, once, in batches (with the split's workers)
             settings = {**self.loader_settings[split], 'batch_size': 1024, 'drop_last': False,
                         'pin_memory': False, 'persistent_workers': False}
-            xs, ys = zip(*(batch[:2] for batch in DataLoader(self.splits[split], **settings)))
+            # its own generator: iterating it never draws from the global RNG (dropout's)
+            loader = DataLoader(self.splits[split], generator=torch.Generator().manual_seed(0),
+                                **settings)
+            xs, ys = zip(*(batch[:2] for batch in loader))
             self.tensors[split] = (torch.cat(xs).to(device), torch.cat(ys).to(device))
         return self.tensors[split]
 

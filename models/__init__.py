@@ -4,11 +4,11 @@
     models.make({'name': 'mymodel', 'args': {...}})
     @models.wrappers.register('mytask')  class MyTask(models.Task): ...   (models/task.py)
 
-A model is an nn.Module whose __init__ takes its spec's args (all with defaults) and whose
-class has `input_shape`, the shape of one input its defaults take (the tests build every
-registered model and feed it a batch of that shape; --check reports it). A model that takes
-`num_classes` returns (N, num_classes) logits. A new file here registers its classes once it
-is imported: add its name to the import line at the bottom of this file.
+A model is an nn.Module whose __init__ takes its spec's args (all with defaults) and that has
+`input_shape` (on the class or the instance): the shape of one input its defaults take. The
+tests build every registered model and train it a step on a batch of that shape. A model
+that takes `num_classes` returns (N, num_classes) logits. A new file here registers its
+classes once it is imported: add its name to the import line at the bottom of this file.
 """
 import torch
 

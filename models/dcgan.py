@@ -37,7 +37,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, latent_dim=64, out_channels=1, image_size=32, width=64):
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim, self.input_shape = latent_dim, (latent_dim,)
         n = stages(image_size)
         widths = [width * 2 ** i for i in reversed(range(n))]  # 4x4 has the most channels
         layers = [nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
@@ -59,6 +59,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, in_channels=1, image_size=32, width=64):
         super().__init__()
+        self.input_shape = (in_channels, image_size, image_size)
         n = stages(image_size)
         widths = [width * 2 ** i for i in range(n)]
         # No BatchNorm on the input layer, LeakyReLU throughout: the paper's choices.

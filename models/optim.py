@@ -1,4 +1,4 @@
-"""Optimizers and lr schedulers from specs, shared by BaseWrapper and train.py.
+"""Optimizers and lr schedulers from specs, shared by every task.
 
     optim_spec: {name: Adam, args: {lr: 1.e-3}}                  torch.optim class or dotted path
     sched_spec: {name: StepLR, args: {step_size: 10},            torch.optim.lr_scheduler class

@@ -6,18 +6,18 @@ import signal
 import torch
 import torch.nn as nn
 
+from losses.gan import NonSaturating
 
-class FaultyLoss(nn.CrossEntropyLoss):
-    """Cross-entropy that, at this process's `at`-th training batch (counted from 1), returns
-    NaN (`fault: nan`) or sends a signal (`fault: SIGKILL`, `SIGTERM`, ...) to this process,
-    or to its parent with `to_parent: true` (torchrun, under DDP)."""
+
+class Fault:
+    """At this process's `at`-th training batch (counted from 1), the loss becomes NaN
+    (`fault: nan`), or a signal (`fault: SIGKILL`, `SIGTERM`, ...) goes to this process, or to
+    its parent with `to_parent: true` (torchrun, under DDP)."""
 
     def __init__(self, at, fault, to_parent=False):
-        super().__init__()
         self.at, self.fault, self.to_parent, self.calls = at, fault, to_parent, 0
 
-    def forward(self, logits, target):
-        loss = super().forward(logits, target)
+    def tick(self, loss):
         if not torch.is_grad_enabled():  # validation and test
             return loss
         self.calls += 1
@@ -26,3 +26,31 @@ class FaultyLoss(nn.CrossEntropyLoss):
                 return loss * float('nan')
             os.kill(os.getppid() if self.to_parent else os.getpid(), getattr(signal, self.fault))
         return loss
+
+
+class FaultyLoss(nn.CrossEntropyLoss):
+    def __init__(self, at, fault, to_parent=False):
+        super().__init__()
+        self.fault = Fault(at, fault, to_parent)
+
+    def forward(self, logits, target):
+        return self.fault.tick(super().forward(logits, target))
+
+
+class FaultyMSE(nn.MSELoss):
+    def __init__(self, at, fault, to_parent=False):
+        super().__init__()
+        self.fault = Fault(at, fault, to_parent)
+
+    def forward(self, output, target):
+        return self.fault.tick(super().forward(output, target))
+
+
+class FaultyGANLoss(NonSaturating):
+    """The fault strikes the discriminator's loss, the first of a batch's two."""
+
+    def __init__(self, at, fault, to_parent=False):
+        self.fault = Fault(at, fault, to_parent)
+
+    def d_loss(self, real, fake):
+        return self.fault.tick(super().d_loss(real, fake))

@@ -76,6 +76,38 @@ def test_sigkill_then_resume_ends_where_the_uninterrupted_run_ends(script, at, w
     assert epoch_lines(run) == epoch_lines(uninterrupted[script])
 
 
+# The other kinds of task, in runs of the same shape: 6 batches an epoch, 3 epochs, a
+# checkpoint every 2 optimizer steps (every batch of the GAN, which steps two optimizers), and
+# randomness that a resume must continue (the regression MLP's dropout, the GAN's noise).
+KINDS = {'regression': (['configs/diabetes-regression.yaml', 'data_module.args.loader=dataloader'],
+                        'tests.faults.FaultyMSE', 'mse'),
+         'gan': (['configs/digits-dcgan.yaml'], 'tests.faults.FaultyGANLoss', 'gan_nonsaturating')}
+SHAPE = ['trainer_params.max_epochs=3', '+trainer_params.limit_train_batches=6',
+         '+trainer_params.limit_val_batches=2', '+trainer_params.enable_progress_bar=false',
+         '+trainer_params.enable_model_summary=false', '+test=false',
+         '+checkpoint.every_n_train_steps=2']
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+@pytest.mark.parametrize('kind', KINDS)
+def test_sigkill_then_resume_is_exact_for_every_kind_of_task(kind, script, tmp_path):
+    config, faulty, plain = KINDS[kind]
+    argv = ['--config', *config, *SHAPE, '--save-dir', str(tmp_path)]
+    whole = run_command(script, *argv, '--name', 'whole')
+    assert whole.returncode == 0, whole.stderr
+    killed = run_command(script, *argv, f'train_wrapper.args.loss_spec.name={faulty}',
+                         '+train_wrapper.args.loss_spec.args={at: 10, fault: SIGKILL}',
+                         '--name', 'run')
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_command(script, '--resume', str(tmp_path / 'run'),
+                          f'train_wrapper.args.loss_spec.name={plain}',
+                          '~train_wrapper.args.loss_spec.args')
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'resumed' in (tmp_path / 'run' / 'log.txt').read_text()
+    assert_same_weights(weights(tmp_path / 'run'), weights(tmp_path / 'whole'))
+    assert epoch_lines(tmp_path / 'run') == epoch_lines(tmp_path / 'whole')
+
+
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_sigterm_saves_exits_and_resume_continues(script, uninterrupted, tmp_path):
     stopped = run_command(script, *CONFIG, *fault(9, 'SIGTERM'), '--name', 'run',

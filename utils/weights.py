@@ -91,7 +91,7 @@ def without_init_from(spec):
 
 def init_from(model, target):
     """Load the weights of `target` (a run folder or a .ckpt) into `model`, where they fit.
-    The checkpoint's keys carry its wrapper's prefix ('model.' in BaseWrapper, 'generator.' in
+    The checkpoint's keys carry its wrapper's prefix ('model.' in a classification task, 'generator.' in
     a GAN wrapper...): the prefix among its first key parts that matches the model best is
     dropped. Missing and unexpected keys are a warning, a shape mismatch an error."""
     path = find_checkpoint(target)

@@ -1,0 +1,38 @@
+"""A task of a user's own, by dotted path: `train_wrapper: {name: tests.tasks.NaNAt, ...}`."""
+import torch
+
+import models
+
+
+class NaNAt(models.Classification):
+    """Classification whose own training_step (as a variation would override it) gives a NaN
+    loss at its `nan_at`-th call (counted from 1)."""
+
+    def __init__(self, nan_at, **args):
+        super().__init__(**args)
+        self.nan_at, self.calls = nan_at, 0
+
+    def training_step(self, batch):
+        x, y = batch
+        self.calls += 1
+        loss = self.loss_fn(self(x), y) + 0.0 * self(x).sum()
+        return loss * float('nan') if self.calls == self.nan_at else loss
+
+
+class GANNaNAt(models.wrappers.get('gan')):
+    """The GAN with its own training_step whose discriminator loss is NaN at call `nan_at`."""
+
+    def __init__(self, nan_at, **args):
+        super().__init__(**args)
+        self.nan_at, self.calls = nan_at, 0
+
+    def training_step(self, batch):
+        self.calls += 1
+        losses = super().training_step(batch)
+        d_loss = next(losses)
+        yield d_loss * float('nan') if self.calls == self.nan_at else d_loss
+        yield next(losses)
+
+
+def finite(state_dict):
+    return all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point())

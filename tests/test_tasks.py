@@ -1,0 +1,151 @@
+"""One task, two engines: every shipped config trains under train.py and train_pl.py, the two
+agree epoch by epoch, and a task of one's own keeps the run's guards."""
+import csv
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import models
+import utils
+from conftest import ENTRYPOINTS, ROOT, SHRINK, run_command
+from tasks import finite
+
+# GPU-only (cifar10-fast: bf16, compile, 1024-image batches) and sweep configs are left out.
+CONFIGS = ['configs/digits.yaml', 'configs/digits-augment.yaml', 'configs/digits-dcgan.yaml',
+           'configs/diabetes-regression.yaml', 'configs/mnist-classification.yaml',
+           'configs/cifar10-resnet18.yaml']
+
+
+def test_the_list_holds_every_config_but_the_gpu_and_sweep_ones():
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / 'configs').glob('*.yaml')}
+    assert shipped - set(CONFIGS) == {'configs/cifar10-fast.yaml'}
+
+
+def read_csv(run):
+    with open(run / 'metrics.csv', newline='') as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('config', CONFIGS)
+def test_every_shipped_config_trains_two_epochs(config, script, train, request):
+    cfg = utils.load_config(ROOT / config)
+    dataset = cfg['data_module']['name']
+    data = []
+    if dataset in ('mnist', 'cifar10'):  # tiny copies in the real on-disk format
+        root = request.getfixturevalue(f'{dataset}_root')
+        data = [f'data_module.args.root_dir={root}', '+data_module.args.val_size=16']
+    if 'strategy' in cfg.get('trainer_params', {}):
+        data.append('~trainer_params.strategy')  # one CPU process
+    run = train('--config', config, *data, *SHRINK, '+callbacks=[{name: metrics_csv}]',
+                script=script)
+    rows = read_csv(run)
+    assert [row['epoch'] for row in rows] == ['1', '2']
+    logged = [k for k in rows[-1] if rows[-1][k] != '']
+    task = models.make_task(utils.without_init_from(cfg['train_wrapper']))
+    expected = task.summary_metrics() if task.validates else \
+        [f'train/{name}' for name in task.train_losses]
+    assert set(expected) - {n for n in expected if n.startswith('test/')} <= set(logged)
+    assert all(abs(float(rows[-1][k])) < 1e6 for k in logged)  # numbers, not NaN or Inf
+    assert (run / 'ckpt' / 'last.ckpt').is_file()
+    assert finite(models.load_task(run / 'ckpt' / 'last.ckpt').state_dict())
+
+
+AGREE = {'configs/digits.yaml': ('val/loss', 'val/acc', 'train/loss'),
+         'configs/diabetes-regression.yaml': ('val/loss', 'val/mae', 'val/mse', 'val/r2'),
+         'configs/digits-dcgan.yaml': ('train/d_loss', 'train/g_loss')}
+
+
+@pytest.mark.parametrize('config', AGREE)
+def test_the_engines_agree_epoch_by_epoch(config, train):
+    argv = ['--config', config, 'trainer_params.max_epochs=3',
+            '+trainer_params.limit_train_batches=8', '+trainer_params.enable_progress_bar=false',
+            '+trainer_params.enable_model_summary=false', '+test=false',
+            '+callbacks=[{name: metrics_csv}]']
+    runs = {script: read_csv(train(*argv, name=script, script=script)) for script in ENTRYPOINTS}
+    assert len(runs['train.py']) == len(runs['train_pl.py']) == 3
+    for plain, lightning in zip(runs['train.py'], runs['train_pl.py']):
+        for name in AGREE[config]:
+            assert abs(float(plain[name]) - float(lightning[name])) < 1e-4, (name, plain, lightning)
+
+
+def nan_task(task, at):
+    gan = task == 'tests.tasks.GANNaNAt'
+    config = 'configs/digits-dcgan.yaml' if gan else 'configs/digits.yaml'
+    return ['--config', config, *SHRINK, '+test=false', f'train_wrapper.name={task}',
+            f'+train_wrapper.args.nan_at={at}']
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('task', ['tests.tasks.NaNAt', 'tests.tasks.GANNaNAt'])
+def test_a_task_with_its_own_training_step_keeps_nan_policy_stop(task, script, train, save_dir,
+                                                                 capsys):
+    with pytest.raises(SystemExit) as stop:
+        train(*nan_task(task, 6), script=script)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(rf'error: the loss is nan at epoch 2, step \d+; the run stopped and '
+                        rf'{save_dir}/run/ckpt/last.ckpt is the last good checkpoint', err), err
+    state = torch.load(save_dir / 'run' / 'ckpt' / 'last.ckpt', weights_only=True)
+    assert state['epoch'] == 0 and finite(state['state_dict'])  # the end of epoch 1
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('task', ['tests.tasks.NaNAt', 'tests.tasks.GANNaNAt'])
+def test_a_task_with_its_own_training_step_keeps_nan_policy_skip(task, script, train, capsys):
+    run = train(*nan_task(task, 6), '+trainer_params.nan_policy=skip', script=script)
+    assert 'warning: skipped batch 1 of epoch 2: the loss is nan' in capsys.readouterr().err
+    state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=True)
+    assert state['epoch'] == 1 and finite(state['state_dict'])
+    assert 'epoch 2/2' in (run / 'log.txt').read_text()
+
+
+def test_train_py_imports_no_lightning():
+    result = subprocess.run([sys.executable, '-X', 'importtime', 'train.py', '--help'], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0
+    imported = [line.rsplit('|', 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith('import time:')]
+    assert 'torch' in imported and 'models.task' in imported
+    assert not [m for m in imported if re.match(r'(pytorch_)?lightning($|\.|_fabric)', m)]
+
+
+def test_an_unimported_file_that_registers_the_name_is_named(tmp_path):
+    folder = tmp_path / 'plugins'
+    folder.mkdir()
+    (folder / 'mixup.py').write_text("@models.wrappers.register('mixup')\nclass Mixup: ...\n")
+    registry = utils.Registry('train wrappers', folder=str(folder))
+    with pytest.raises(utils.ConfigError, match=r"unknown train wrappers name 'mixup' \(known: "
+                                                r"\); plugins/mixup.py registers it but is not "
+                                                r"imported: add mixup to the import line in "
+                                                r"plugins/__init__.py"):
+        registry.get('mixup')
+    with pytest.raises(utils.ConfigError, match=r"unknown train wrappers name 'cutmix' \(known: "
+                                                r"\); to add one, register it in a file in "
+                                                r"plugins/ and add that file to the import line "
+                                                r"in plugins/__init__.py, or name it by its "
+                                                r"dotted path"):
+        registry.get('cutmix')
+
+
+def test_a_dotted_path_to_a_task_needs_no_registering(train):
+    run = train('--config', 'configs/digits.yaml', *SHRINK,
+                'train_wrapper.name=models.classification.Classification')
+    assert 'epoch 2/2' in (run / 'log.txt').read_text()
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_one_checkpoint_write_per_epoch(script, train, monkeypatch):
+    """An epoch that keeps a top-k file writes it once; last.ckpt is the same file."""
+    writes = []
+    real = utils.atomic_save
+    monkeypatch.setattr(utils, 'atomic_save', lambda obj, path: (writes.append(path),
+                                                                  real(obj, path)))
+    run = train('--config', 'configs/digits.yaml', *SHRINK, 'checkpoint.save_top_k=-1',
+                script=script)
+    kept = sorted((run / 'ckpt').glob('epoch=*.ckpt'))
+    assert len(writes) == len(kept) == 2
+    assert (run / 'ckpt' / 'last.ckpt').stat().st_ino == kept[-1].stat().st_ino
