@@ -100,9 +100,10 @@ def build(run, save, extra_callbacks):
         with utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
         with utils.at_key('train_wrapper'):
-            # a resumed run's weights come from its checkpoint: no `init_from` (that run may be gone)
-            spec = utils.without_init_from(cfg['train_wrapper']) if run.ckpt else cfg['train_wrapper']
-            task = models.make_task(spec)
+            # a resumed run's weights come from its checkpoint: no `init_from` (that run may
+            # be gone)
+            spec = cfg['train_wrapper']
+            task = models.make_task(utils.without_init_from(spec) if run.ckpt else spec)
         optimizers_of(task, params)  # a dry run: bad optimizer names fail now
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)
@@ -113,6 +114,13 @@ def build(run, save, extra_callbacks):
                                                         enable_progress_bar=False)
         trainer = make_trainer(run, callback_list, save, module)
     return data, module, trainer
+
+
+def best_checkpoint(trainer):
+    """The best checkpoint by the checkpoint: section's monitor (None: none monitored)."""
+    policy = next(c.policy for c in trainer.callbacks
+                  if isinstance(c, callbacks.checkpoints.Checkpoints))
+    return policy.best_path if policy.monitor else None
 
 
 def check(module, data, trainer, run):
@@ -157,9 +165,8 @@ def main(argv, extra_callbacks=()):
             run.log(message)
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:
-        policy = next(c.policy for c in trainer.callbacks if isinstance(c, callbacks.checkpoints.Checkpoints))
-        best = policy.best_path if policy.monitor else None
-        trainer.test(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=best)
+        trainer.test(module, datamodule=LightningData(data, cfg['seed']),
+                     ckpt_path=best_checkpoint(trainer))
     if trainer.is_global_zero:
         run.announce()
 

@@ -28,22 +28,20 @@ class Fault:
         return loss
 
 
-class FaultyLoss(nn.CrossEntropyLoss):
-    def __init__(self, at, fault, to_parent=False):
-        super().__init__()
-        self.fault = Fault(at, fault, to_parent)
+def faulty(loss_class):
+    """`loss_class` with a Fault on every training forward."""
+    class Faulty(loss_class):
+        def __init__(self, at, fault, to_parent=False):
+            super().__init__()
+            self.fault = Fault(at, fault, to_parent)
 
-    def forward(self, logits, target):
-        return self.fault.tick(super().forward(logits, target))
+        def forward(self, output, target):
+            return self.fault.tick(super().forward(output, target))
+    return Faulty
 
 
-class FaultyMSE(nn.MSELoss):
-    def __init__(self, at, fault, to_parent=False):
-        super().__init__()
-        self.fault = Fault(at, fault, to_parent)
-
-    def forward(self, output, target):
-        return self.fault.tick(super().forward(output, target))
+FaultyLoss = faulty(nn.CrossEntropyLoss)
+FaultyMSE = faulty(nn.MSELoss)
 
 
 class FaultyGANLoss(NonSaturating):

@@ -1,6 +1,7 @@
 """One task, two engines: every shipped config trains under train.py and train_pl.py, the two
 agree epoch by epoch, and a task of one's own keeps the run's guards."""
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -149,3 +150,25 @@ def test_one_checkpoint_write_per_epoch(script, train, monkeypatch):
     kept = sorted((run / 'ckpt').glob('epoch=*.ckpt'))
     assert len(writes) == len(kept) == 2
     assert (run / 'ckpt' / 'last.ckpt').stat().st_ino == kept[-1].stat().st_ino
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_test_py_evaluates_and_predicts_a_regression_run(script, train, tmp_path):
+    run = train('--config', 'configs/diabetes-regression.yaml', *SHRINK, script=script)
+    evaluated = run_command('test.py', '--run', str(run), '--split', 'val', '--ckpt', 'last')
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((run / 'eval' / 'val.json').read_text())['metrics']
+    assert set(metrics) == {'val/loss', 'val/mae', 'val/mse', 'val/r2'}
+    assert abs(metrics['val/loss'] - metrics['val/mse']) < 1e-5  # the loss is the MSE
+    inputs = torch.randn(5, 10)
+    torch.save(inputs, tmp_path / 'patients.pt')
+    predicted = run_command('test.py', '--run', str(run), '--ckpt', 'last',
+                            '--predict', str(tmp_path / 'patients.pt'))
+    assert predicted.returncode == 0, predicted.stderr
+    with open(run / 'eval' / 'predictions.csv', newline='') as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ['input', 'output'] and len(rows) == 6
+    task = models.load_task(run / 'ckpt' / 'last.ckpt').eval()
+    with torch.no_grad():
+        expected = task(inputs).flatten().tolist()
+    assert [float(r[1]) for r in rows[1:]] == pytest.approx(expected, rel=1e-5, abs=1e-6)

@@ -14,20 +14,19 @@ class Registry:
     """Names -> classes or functions, filled by the `register` decorator.
 
     `make({'name': ..., 'args': {...}}, args=None)` builds one; `args` adds run-time values on
-    top of a deep copy of the spec's args. A spec holds no other keys than `spec_keys`. A dotted name that is not registered is imported
-    (`torch.nn.CrossEntropyLoss`). `modules` are imported on first use: registries whose
+    top of a deep copy of the spec's args. A spec holds no other keys than `spec_keys`. A
+    dotted name that is not registered is imported (`torch.nn.CrossEntropyLoss`). `modules` are imported on first use: registries whose
     entries need heavy imports (Lightning) stay cheap for code that never asks for them.
     `folder`: the package folder whose files register here, searched when a name is unknown
     (a file that registers it but is not imported yet is named in the error).
     """
 
-    def __init__(self, kind, modules=(), spec_keys=(), folder=None):
+    def __init__(self, kind, spec_keys=(), folder=None):
         self.kind, self.folder = kind, folder
         # what a spec may hold besides name and args (a model spec's init_from): any other key
         # is a typo that would otherwise be dropped without a word
         self.spec_keys = ('name', 'args', *spec_keys)
         self._entries = {}
-        self._pending = list(modules)
 
     def register(self, name):
         def decorator(obj):
@@ -39,16 +38,10 @@ class Registry:
             return obj
         return decorator
 
-    def _load_pending(self):
-        while self._pending:
-            importlib.import_module(self._pending.pop(0))
-
     def list(self, pattern='*'):
-        self._load_pending()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def get(self, name):
-        self._load_pending()
         if not isinstance(name, str) or not name:
             raise ConfigError(f'must be a {self.kind} name, but got {name!r}', key='name')
         if name in self._entries:

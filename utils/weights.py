@@ -91,9 +91,9 @@ def without_init_from(spec):
 
 def init_from(model, target):
     """Load the weights of `target` (a run folder or a .ckpt) into `model`, where they fit.
-    The checkpoint's keys carry its wrapper's prefix ('model.' in a classification task, 'generator.' in
-    a GAN wrapper...): the prefix among its first key parts that matches the model best is
-    dropped. Missing and unexpected keys are a warning, a shape mismatch an error."""
+    The checkpoint's keys carry its task's prefix ('model.' in a classification task,
+    'generator.' in a GAN...): the prefix among its first key parts that matches the model
+    best is dropped. Missing and unexpected keys are a warning, a shape mismatch an error."""
     path = find_checkpoint(target)
     state_dict = load_checkpoint(path)['state_dict']
     own = model.state_dict()
