@@ -77,7 +77,8 @@ def loop_callbacks(specs, master):
             if name == 'early_stopping':
                 args = dict(spec.get('args') or {})
                 utils.check_args(utils.EarlyStopping, args, "callback 'early_stopping'")
-                stopper = utils.EarlyStopping(**args)
+                with utils.at_key('args'):
+                    stopper = utils.EarlyStopping(**args)
             elif name not in LOOP_CALLBACKS:
                 ignored.append(name)
     if ignored and master:
@@ -132,10 +133,7 @@ def build(run, device, rank, world_size):
             task = models.make_task(utils.without_init_from(cfg['train_wrapper'])
                                     if run.ckpt else cfg['train_wrapper']).to(device)
         pairs = optimizers_of(task, params)
-        with utils.at_key('checkpoint'):
-            section = {**(cfg.get('checkpoint') or {}), 'folder': run.dir / 'ckpt'}
-            utils.check_args(utils.CheckpointPolicy, section, 'checkpoint', prefix='')
-            policy = utils.CheckpointPolicy(**section)
+        policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
         write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
         data.setup()
     amp_dtype = AUTOCAST[str(params.get('precision', '32'))]

@@ -45,9 +45,8 @@ def make_callbacks(cfg, run, save):
     built.append(callbacks.make('run_state', args={
         'last_path': run.dir / 'ckpt' / 'last.ckpt' if save else None}))
     if save:
-        with utils.at_key('checkpoint'):
-            built.append(callbacks.make({'name': 'checkpoints', 'args': {
-                'folder': run.dir / 'ckpt', **(cfg.get('checkpoint') or {})}}))
+        built.append(callbacks.checkpoints.Checkpoints(
+            utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')))
     return built
 
 

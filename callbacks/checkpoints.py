@@ -9,8 +9,8 @@ class Checkpoints(pl.Callback):
     """utils/checkpoints.py for Lightning (train_pl.py adds it to every run that saves): the
     files are written by trainer.save_checkpoint, through the atomic CheckpointIO."""
 
-    def __init__(self, folder, **section):
-        self.policy = utils.CheckpointPolicy(folder, **section)
+    def __init__(self, policy):
+        self.policy = policy
 
     def write(self, trainer):
         return lambda path: trainer.save_checkpoint(path)

@@ -9,12 +9,19 @@ A checkpoint's state_dict is the task's own (`model.net.0.weight`, as train.py w
 not the adapter's (`task.model.net.0.weight`): on_save_checkpoint and on_load_checkpoint,
 Lightning's hooks for exactly this, move the prefix.
 """
+import warnings
+
 import pytorch_lightning as pl
 
 import models
 import utils
 from models.optim import step_schedulers
 from models.task import batch_size, training_losses
+
+
+# The epoch values are reduced over the ranks already (models.Evaluation), and the same on all:
+# Lightning's advice to sync them again would average identical numbers.
+warnings.filterwarnings('ignore', message=r'.*when logging on epoch level in distributed setting')
 
 
 class TaskModule(pl.LightningModule):

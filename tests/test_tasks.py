@@ -172,3 +172,21 @@ def test_test_py_evaluates_and_predicts_a_regression_run(script, train, tmp_path
     with torch.no_grad():
         expected = task(inputs).flatten().tolist()
     assert [float(r[1]) for r in rows[1:]] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('override, message', [
+    ('checkpoint.mode=maks', "checkpoint.mode: must be 'min' or 'max', but got 'maks'"),
+    ('+checkpoint.monitr=val/acc', "checkpoint.monitr: unknown argument 'monitr' for checkpoint; "
+                                   "did you mean 'monitor'?"),
+    ('checkpoint.save_top_k=two', "checkpoint.save_top_k: must be a number, but got 'two'"),
+    ('+callbacks=[{name: early_stopping, args: {patience: 0}}]',
+     'callbacks.0.args.patience: must be an integer >= 1, but got 0')])
+def test_checkpoint_and_early_stopping_mistakes_read_alike_in_both(override, message, script,
+                                                                   save_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS[script], ['--config', 'configs/digits.yaml', override,
+                                            '--name', 'run', '--save-dir', str(save_dir)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith(f'error: configs/digits.yaml: {message}'), err
+    assert not save_dir.exists()

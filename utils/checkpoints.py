@@ -15,7 +15,8 @@ import math
 import os
 from pathlib import Path
 
-from .errors import ConfigError, close_matches
+from .errors import ConfigError, at_key, close_matches
+from .registry import check_args
 from .run import atomic_link
 
 
@@ -37,6 +38,14 @@ class CheckpointPolicy:
         self.every_n_train_steps = every_n_train_steps
         self.kept = []  # [(score, path)], best first
         self.best_path = None
+
+    @classmethod
+    def from_config(cls, cfg, folder):
+        """The policy of a config's `checkpoint:` section, its keys checked."""
+        section = {**(cfg.get('checkpoint') or {}), 'folder': folder}
+        with at_key('checkpoint'):
+            check_args(cls, section, 'checkpoint', prefix='')
+            return cls(**section)
 
     @property
     def last_path(self):

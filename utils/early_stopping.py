@@ -9,10 +9,9 @@ from .errors import ConfigError, TrainingStopped
 class EarlyStopping:
     def __init__(self, monitor='val/loss', mode='min', patience=3, min_delta=0.0):
         if mode not in ('min', 'max'):
-            raise ConfigError(f"must be 'min' or 'max', but got {mode!r}", key='args.mode')
+            raise ConfigError(f"must be 'min' or 'max', but got {mode!r}", key='mode')
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f'must be an integer >= 1, but got {patience!r}',
-                              key='args.patience')
+            raise ConfigError(f'must be an integer >= 1, but got {patience!r}', key='patience')
         self.monitor, self.mode, self.patience = monitor, mode, patience
         self.min_delta = abs(min_delta)
         self.sign = 1 if mode == 'min' else -1  # compare signed values: lower is better
