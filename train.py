@@ -389,8 +389,8 @@ def main(argv):
     args, run = utils.start('train.py', __doc__, argv)
     if run is None:  # --print-config, --explain: done
         return
-    if len(run.gpus) > 1 and 'RANK' not in os.environ and not args.check:
-        launch(run.gpus, argv)
+    if len(run.gpus) > 1 and not utils.launcher() and not args.check:
+        launch(run.gpus, argv)  # under torchrun or srun, --gpu names this node's devices
     rank, world_size, device = setup_distributed(run.gpus)
     # Each rank its own seed, so dropout and augmentation differ per rank; the weights start
     # as rank 0's (sync_weights), and the train order comes from the config's seed.

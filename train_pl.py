@@ -7,11 +7,13 @@ The run lives in save/NAME/: config.yaml, src/, ckpt/, TensorBoard events and lo
 task (models/task.py) is driven through one LightningModule adapter (models/lightning.py);
 the run's guards are the plain modules of utils/ that train.py calls, as callbacks.
 """
+import os
 import sys
 
 import pytorch_lightning as pl
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import callbacks
@@ -43,7 +45,8 @@ def make_callbacks(cfg, run, save):
             except MisconfigurationException as e:  # Lightning's callbacks check their arguments
                 raise utils.ConfigError(str(e).splitlines()[0], key='args') from None
     built.append(callbacks.make('run_state', args={
-        'last_path': run.dir / 'ckpt' / 'last.ckpt' if save else None}))
+        'last_path': run.dir / 'ckpt' / 'last.ckpt' if save else None,
+        'on_start': run.write_config if save and run.resuming else None}))
     if save:
         built.append(callbacks.checkpoints.Checkpoints(
             utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')))
@@ -72,8 +75,18 @@ def make_trainer(run, callback_list, save, module):
     else:
         params.setdefault('accelerator', 'cpu')
         params.setdefault('devices', 1)
+    if utils.launcher():  # torchrun or srun started the processes: Lightning joins them
+        per_node, nodes = utils.launcher()
+        if not run.gpus:
+            params['devices'] = per_node
+        params['num_nodes'] = nodes
+        if 'SLURM_NTASKS' in os.environ and 'LOCAL_WORLD_SIZE' not in os.environ:
+            # SIGTERM/SIGUSR1 are RunState's (save, exit; --resume auto continues), not
+            # Lightning's own requeue
+            params['plugins'] = [*params['plugins'], SLURMEnvironment(auto_requeue=False)]
     devices = params['devices']  # a list of ids, a count (-1: all) or 'auto'
-    if (len(devices) if isinstance(devices, list) else devices) not in (1, 'auto'):
+    if (len(devices) if isinstance(devices, list) else devices) not in (1, 'auto') or \
+            params.get('num_nodes', 1) > 1:
         # DDP fails on parameters that a backward pass leaves unused, as each of a GAN's
         # steps leaves the other network's
         params.setdefault('strategy', 'ddp' if module.automatic_optimization
@@ -151,7 +164,7 @@ def main(argv, extra_callbacks=()):
         return check(module, data, trainer, run)
 
     if utils.is_rank_zero():
-        run.create()
+        run.create(write_config=not run.resuming)
     if trainer.is_global_zero and not run.resuming:
         utils.write_hparams(trainer.logger.experiment, cfg, module.task.summary_metrics())
     try:

@@ -23,8 +23,10 @@ class Interrupted(Exception):
 
 @callbacks.register('run_state')
 class RunState(pl.Callback):
-    def __init__(self, last_path=None):
-        self.last_path, self.pending_rng = last_path, None
+    def __init__(self, last_path=None, on_start=None):
+        # on_start: what rank 0 does once every rank has joined the run (train_pl.py: rewrite a
+        # resumed run's config.yaml, which the other ranks read until then)
+        self.last_path, self.on_start, self.pending_rng = last_path, on_start, None
         self.signals = utils.StopSignals()
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
@@ -45,6 +47,8 @@ class RunState(pl.Callback):
             utils.set_rng_state(self.pending_rng)
             self.pending_rng = None
         self.signals.install()
+        if self.on_start and trainer.is_global_zero:
+            self.on_start()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         signum = self.signals.agreed(pl_module.device)

@@ -30,7 +30,7 @@ from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
 from .seed import rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_report,
-                  describe, eta_line, find_resume, format_duration, is_rank_zero, parse_gpus, parser,
+                  describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
                    write_hparams, write_images)

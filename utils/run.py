@@ -59,6 +59,20 @@ def is_rank_zero():
                for k in ('RANK', 'LOCAL_RANK', 'NODE_RANK', 'SLURM_PROCID'))
 
 
+def launcher():
+    """(processes per node, nodes) when a launcher started this process as one of several:
+    torchrun (LOCAL_WORLD_SIZE, WORLD_SIZE) or SLURM's srun (SLURM_NTASKS, SLURM_NNODES);
+    None otherwise."""
+    env = os.environ
+    if 'LOCAL_WORLD_SIZE' in env and 'WORLD_SIZE' in env:
+        local = int(env['LOCAL_WORLD_SIZE'])
+        return local, max(int(env['WORLD_SIZE']) // local, 1)
+    if int(env.get('SLURM_NTASKS', 1)) > 1:
+        nodes = int(env.get('SLURM_NNODES', 1))
+        return int(env['SLURM_NTASKS']) // nodes, nodes
+    return None
+
+
 def check_name(name):
     if not name or name in ('.', '..') or '/' in name or '\\' in name or name.startswith('.'):
         raise ConfigError(f"--name must be a plain folder name, but got '{name}'")
@@ -161,22 +175,30 @@ class Run:
             with at_key(None, file=shown(self.config_path)):
                 print('\n'.join(self.provenance.explain(self.cfg, key)))
 
-    def create(self):
-        """Make (or reopen, on resume) the run folder: config.yaml, src/, log.txt. Rank 0 only."""
+    def create(self, write_config=True):
+        """Make (or reopen, on resume) the run folder: config.yaml, src/, log.txt. Rank 0 only.
+        `write_config=False` leaves config.yaml to write_config(), once every rank has read
+        it (a resumed run's ranks read the run's config.yaml before it is rewritten)."""
         if not self.resuming:
             self.dir.mkdir(parents=True)  # fails rather than reuse a folder made since the check
         if not (self.dir / 'src').exists():  # a new run, or one that died before its first save
             snapshot_code(self.dir / 'src')
+        self.stamp = time.strftime('%Y-%m-%d %H:%M:%S')
+        if write_config:
+            self.write_config()
+        verb = 'restarted (no checkpoint yet)' if self.reopen else \
+            'resumed' if self.resuming else 'started'
+        self.log(f'{verb} {self.stamp}: {self.command}')
+
+    def write_config(self):
+        """config.yaml: the resolved config, after the commands that made it as comments."""
         history = ''
         old = self.dir / 'config.yaml'
         if old.is_file():
             history = ''.join(l for l in old.read_text().splitlines(True) if l.startswith('# '))
-        stamp = time.strftime('%Y-%m-%d %H:%M:%S')
-        text = history + f'# {stamp}: {self.command}\n' + yaml.safe_dump(self.cfg, sort_keys=False)
+        text = history + f'# {self.stamp}: {self.command}\n' + \
+            yaml.safe_dump(self.cfg, sort_keys=False)
         replace_atomically(self.dir / 'config.yaml', lambda tmp: tmp.write_text(text))
-        verb = 'restarted (no checkpoint yet)' if self.reopen else \
-            'resumed' if self.resuming else 'started'
-        self.log(f'{verb} {stamp}: {self.command}')
 
     def announce(self):
         print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '
