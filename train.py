@@ -99,18 +99,15 @@ def launch(gpus, argv):
 
 def setup_distributed(gpus):
     """(rank, world_size, device). torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; under SLURM's
-    srun they come from SLURM_* (the job script exports MASTER_ADDR/MASTER_PORT)."""
-    if 'RANK' not in os.environ and int(os.environ.get('SLURM_NTASKS', 1)) > 1:
-        os.environ.update(RANK=os.environ['SLURM_PROCID'], LOCAL_RANK=os.environ['SLURM_LOCALID'],
-                          WORLD_SIZE=os.environ['SLURM_NTASKS'])
+    srun they come from SLURM_* (the job script exports MASTER_ADDR/MASTER_PORT). utils.start
+    has joined the process group already (utils/guards.py: join_launcher)."""
     if 'RANK' not in os.environ:
         return 0, 1, torch.device(f'cuda:{gpus[0]}' if gpus else 'cpu')
-    rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
-    device = torch.device(f'cuda:{gpus[local_rank]}' if gpus else 'cpu')
-    if gpus:
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend='nccl' if gpus else 'gloo')
-    return rank, dist.get_world_size(), device
+    device = torch.device(f'cuda:{gpus[int(os.environ["LOCAL_RANK"])]}' if gpus else 'cpu')
+    if not dist.is_initialized():
+        raise utils.ConfigError('several processes, but no MASTER_ADDR and MASTER_PORT to meet '
+                                'at: export them in the job script (see the README)')
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def limit(n_batches, value):

@@ -20,7 +20,9 @@ SCRIPTS = ['train.py', 'train_pl.py']
 RUN = ['--config', 'configs/digits.yaml', 'trainer_params.max_epochs=3',
        '+trainer_params.limit_train_batches=8', '+trainer_params.enable_progress_bar=false',
        '+trainer_params.enable_model_summary=false', 'checkpoint.mode=min']
-HALF = 'data_module.args.batch_size=32'  # per process: two make the one-process batch of 64
+HALF = 'data_module.args.batch_size=32'
+SHRINK_ONE = ['trainer_params.max_epochs=1', '+trainer_params.limit_train_batches=2',
+              '+trainer_params.enable_progress_bar=false', '+test=false']  # per process: two make the one-process batch of 64
 
 
 def free_port():
@@ -119,3 +121,27 @@ def test_sigterm_to_torchrun_then_resume_tests_like_one_process(script, single, 
                           '~train_wrapper.args.loss_spec.args')
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(tmp_path / 'run', single / script)
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_a_run_folder_missing_on_one_node_stops_every_rank_with_one_line(script, tmp_path):
+    """Two torchrun nodes, each in its own folder: one has save/run (no shared storage), the
+    other not. Every rank says so in one line and exits 2, instead of waiting for the other."""
+    here, there = tmp_path / 'a', tmp_path / 'b'
+    there.mkdir()
+    made = run_command(script, '--config', str(ROOT / 'configs' / 'digits.yaml'), *SHRINK_ONE,
+                       '--name', 'run', '--save-dir', str(here / 'save'))
+    assert made.returncode == 0, made.stderr[-2000:]
+    launch = torchrun(nodes=2, per_node=1)
+    nodes = [subprocess.Popen([sys.executable, *launch, '--node-rank', str(rank),
+                               str(ROOT / script), '--resume', 'save/run'], cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank, cwd in ((0, here), (1, there))]
+    errors = []
+    for node in nodes:
+        _, err = node.communicate(timeout=120)
+        assert node.returncode != 0
+        errors.append([line for line in err.splitlines() if line.startswith('error: ')])
+    assert errors[1] == ['error: --resume save/run: no such run folder or checkpoint file']
+    assert errors[0] == ['error: rank 1 cannot start: --resume save/run: no such run folder or '
+                         'checkpoint file']

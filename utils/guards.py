@@ -8,6 +8,7 @@ callbacks/run_state.py and models/lightning.py wrap them for Lightning):
   skips the batch (`skip`);
 - agreement: under DDP every rank takes the same decision, or the ranks would deadlock.
 """
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,38 @@ def agreed(value, device):
     flag = torch.tensor([float(value)], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return flag.item()
+
+
+def join_launcher(gpus):
+    """Under torchrun or srun, join the process group now, before anything that can fail on
+    one rank only (a run folder missing on one node), so that every rank hears of it (see
+    fail_together). gloo on the CPU, NCCL on GPUs. Under srun, RANK, LOCAL_RANK and WORLD_SIZE
+    come from SLURM_*, and MASTER_ADDR and MASTER_PORT from the job script; without them the
+    group waits for Lightning, which finds them itself."""
+    env = os.environ
+    if 'RANK' not in env and int(env.get('SLURM_NTASKS', 1)) > 1:
+        env.update(RANK=env['SLURM_PROCID'], LOCAL_RANK=env['SLURM_LOCALID'],
+                   WORLD_SIZE=env['SLURM_NTASKS'])
+    if 'RANK' not in env or 'MASTER_ADDR' not in env or distributed():
+        return
+    if gpus:
+        torch.cuda.set_device(gpus[int(env['LOCAL_RANK'])])
+    dist.init_process_group(backend='nccl' if gpus else 'gloo')
+
+
+def fail_together(error):
+    """`error` (a ConfigError or None) on this rank, and under DDP on every rank: a rank whose
+    start failed raises its own error; the others, one line that names it, instead of waiting
+    for it forever."""
+    if distributed():
+        messages = [None] * dist.get_world_size()
+        dist.all_gather_object(messages, None if error is None else str(error))
+        failed = [(rank, m) for rank, m in enumerate(messages) if m is not None]
+        if failed and error is None:
+            rank, message = failed[0]
+            error = ConfigError(f'rank {rank} cannot start: {message}')
+    if error is not None:
+        raise error
 
 
 def check_nan_policy(policy):

@@ -44,8 +44,20 @@ def start(entry, doc, argv):
     """What every entrypoint does first: parse its command line, resolve the run (config,
     overrides, run folder) and answer --print-config / --explain. Returns (args, run), with
     run None once the config has been printed."""
+    from .guards import fail_together, join_launcher
     args = parser(doc.splitlines()[0]).parse_intermixed_args(argv)
-    run = Run(args, argv, entry)
+    run, error = None, None
+    try:
+        gpus = parse_gpus(args.gpu)
+    except ConfigError as e:
+        gpus, error = [], e
+    join_launcher(gpus)  # under torchrun or srun: every rank hears of a mistake on one of them
+    if error is None:
+        try:
+            run = Run(args, argv, entry)
+        except ConfigError as e:
+            error = e
+    fail_together(error)
     if args.print_config or args.explain:
         run.print_config(args.explain)
         return args, None
