@@ -3,6 +3,7 @@ agree epoch by epoch, and a task of one's own keeps the run's guards."""
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -190,3 +191,17 @@ def test_checkpoint_and_early_stopping_mistakes_read_alike_in_both(override, mes
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.startswith(f'error: configs/digits.yaml: {message}'), err
     assert not save_dir.exists()
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_resuming_a_copied_run_leaves_the_original_alone(script, train, save_dir):
+    original = train('--config', 'configs/digits.yaml', *SHRINK,
+                     name='original', script=script)
+    before = sorted(p.name for p in (original / 'ckpt').iterdir())
+    copy = save_dir / 'copy'
+    shutil.copytree(original, copy)
+    train('--resume', str(copy), 'trainer_params.max_epochs=4', script=script)
+    assert sorted(p.name for p in (original / 'ckpt').iterdir()) == before
+    state = torch.load(copy / 'ckpt' / 'last.ckpt', weights_only=True)
+    kept = [name for _, name in state['checkpoints']['kept']]
+    assert sorted(p.name for p in (copy / 'ckpt').glob('epoch=*')) == sorted(kept)

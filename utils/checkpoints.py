@@ -36,8 +36,9 @@ class CheckpointPolicy:
         self.folder, self.monitor, self.mode = Path(folder), monitor, mode
         self.save_top_k, self.every_n_epochs = save_top_k, every_n_epochs
         self.every_n_train_steps = every_n_train_steps
-        self.kept = []  # [(score, path)], best first
-        self.best_path = None
+        # [(score, file name)], best first: names, so that a run folder copied or moved
+        # elsewhere and resumed there keeps its own files, and never touches the original's
+        self.kept = []
 
     @classmethod
     def from_config(cls, cfg, folder):
@@ -50,6 +51,11 @@ class CheckpointPolicy:
     @property
     def last_path(self):
         return self.folder / 'last.ckpt'
+
+    @property
+    def best_path(self):
+        """The best kept file (the newest when nothing is monitored), or None."""
+        return self.folder / self.kept[0][1] if self.kept else None
 
     def due_within_epoch(self, step):
         return bool(self.every_n_train_steps) and step % self.every_n_train_steps == 0
@@ -67,25 +73,25 @@ class CheckpointPolicy:
         if self.save_top_k != 0 and (epoch + 1) % self.every_n_epochs == 0:
             score = self.score(metrics, step)
             if score is not None:
-                path = str(self.folder / f'epoch={epoch}-step={step}.ckpt')
+                path = f'epoch={epoch}-step={step}.ckpt'
                 kept = sorted(self.kept + [(score, path)], key=lambda k: k[0],
                               reverse=not self.monitor or self.mode == 'max')
                 if self.save_top_k > 0:
                     kept, dropped = kept[:self.save_top_k], [p for _, p in kept[self.save_top_k:]]
-                self.kept, self.best_path = kept, kept[0][1]
+                self.kept = kept
         # the state saved below holds the list as it is once these files exist
         if path is None or path in dropped:
             self.save_last(write, master)
         else:
             if master:
                 self.folder.mkdir(parents=True, exist_ok=True)
-            write(path)
+            write(self.folder / path)
             if master:
-                atomic_link(path, self.last_path)  # the same bytes under a second name
+                atomic_link(self.folder / path, self.last_path)  # the same bytes, a second name
         if master:
             for old in dropped:
-                if old != path and os.path.exists(old):
-                    os.remove(old)
+                if old != path and (self.folder / old).exists():
+                    os.remove(self.folder / old)
 
     def score(self, metrics, step):
         """The value to rank this epoch's state by (None: not ranked, no validation ran)."""
@@ -101,8 +107,8 @@ class CheckpointPolicy:
         return None
 
     def state_dict(self):
-        return {'kept': list(self.kept), 'best_path': self.best_path}
+        # best_path: for utils.best_checkpoint (test.py), which takes the name of it
+        return {'kept': list(self.kept), 'best_path': self.kept[0][1] if self.kept else None}
 
     def load_state_dict(self, state):
-        self.kept = [tuple(k) for k in state['kept']]
-        self.best_path = state['best_path']
+        self.kept = [(score, Path(name).name) for score, name in state['kept']]

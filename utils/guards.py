@@ -115,5 +115,7 @@ class StopSignals:
 
 
 def stopped_message(signum, epoch, step, entry, run_dir):
+    from .run import launch_prefix
+    again = ' '.join([*launch_prefix(entry), entry, '--resume', str(run_dir)])
     return (f'stopped by {signal.Signals(signum).name} at epoch {epoch}, step {step}; continue '
-            f'with: python {entry} --resume {run_dir}')
+            f'with: {again}')

@@ -85,6 +85,25 @@ def launcher():
     return None
 
 
+def launch_prefix(entry):
+    """What comes before `entry` on the command line that started this process: `python`, or
+    the launcher's own command (torchrun's, read from its process) with its arguments."""
+    if 'TORCHELASTIC_RUN_ID' in os.environ:
+        try:
+            parent = Path(f'/proc/{os.getppid()}/cmdline').read_bytes().decode().split('\0')
+            at = next(i for i, a in enumerate(parent) if Path(a).name == entry)
+            words = ['torchrun' if a.endswith('torch.distributed.run') else a
+                     for a in parent[:at]]
+            if words[:1] and Path(words[0]).name.startswith('python') and words[1:2] == ['-m']:
+                words = words[2:]  # python -m torch.distributed.run: torchrun
+            return words
+        except (OSError, StopIteration, UnicodeDecodeError):
+            return ['torchrun', '...']
+    if int(os.environ.get('SLURM_NTASKS', 1)) > 1:
+        return ['srun', '...', 'python']
+    return ['python']
+
+
 def check_name(name):
     if not name or name in ('.', '..') or '/' in name or '\\' in name or name.startswith('.'):
         raise ConfigError(f"--name must be a plain folder name, but got '{name}'")
@@ -144,16 +163,18 @@ class Run:
     def __init__(self, args, argv, entry):
         # --print-config, --explain and --check only look: an existing run folder is fine.
         self.looking = bool(args.print_config or args.explain or args.check)
-        self.command = ' '.join(shlex.quote(a) for a in ['python', entry, *argv])
+        self.command = ' '.join(shlex.quote(a) for a in [*launch_prefix(entry), entry, *argv])
         if args.resume == 'auto':  # a requeued job: the same command starts or continues
             if not args.name:
                 raise ConfigError('--resume auto needs --name')
             check_name(args.name)
             folder = Path(args.save_dir) / args.name
             args.resume = str(folder) if (folder / 'ckpt' / 'last.ckpt').is_file() else None
-            self.reopen = folder.is_dir() and args.resume is None  # died before a checkpoint
+            # died before a checkpoint (or a folder made for it, as Ray Tune makes a trial's)
+            self.reopen = folder.is_dir() and args.resume is None
+            self.started_before = self.reopen and (folder / 'log.txt').is_file()
         else:
-            self.reopen = False
+            self.reopen = self.started_before = False
         self.resuming = bool(args.resume) or self.reopen
         if args.resume:
             self.dir, self.ckpt = find_resume(args.resume)
@@ -198,8 +219,8 @@ class Run:
         self.stamp = time.strftime('%Y-%m-%d %H:%M:%S')
         if write_config:
             self.write_config()
-        verb = 'restarted (no checkpoint yet)' if self.reopen else \
-            'resumed' if self.resuming else 'started'
+        verb = 'restarted (no checkpoint yet)' if self.reopen and self.started_before else \
+            'resumed' if self.resuming and not self.reopen else 'started'
         self.log(f'{verb} {self.stamp}: {self.command}')
 
     def write_config(self):
