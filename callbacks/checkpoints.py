@@ -10,14 +10,19 @@ class Checkpoints(pl.Callback):
     files are written by trainer.save_checkpoint, through the atomic CheckpointIO."""
 
     def __init__(self, policy):
-        self.policy = policy
+        self.policy, self.step = policy, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.step = trainer.global_step
 
     def write(self, trainer):
         return lambda path: trainer.save_checkpoint(path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # only after an optimizer step: mid-accumulation, the gradients are not in the state
+        stepped = trainer.global_step != self.step
         last_batch = batch_idx + 1 >= trainer.num_training_batches
-        if self.policy.due_within_epoch(trainer.global_step) and not last_batch:
+        if stepped and self.policy.due_within_epoch(trainer.global_step) and not last_batch:
             self.policy.save_last(self.write(trainer), trainer.is_global_zero)
 
     def on_train_epoch_end(self, trainer, pl_module):

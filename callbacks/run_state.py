@@ -50,7 +50,12 @@ class RunState(pl.Callback):
         if self.on_start and trainer.is_global_zero:
             self.on_start()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.step = trainer.global_step
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:  # within an accumulation: at the next step
+            return
         signum = self.signals.agreed(pl_module.device)
         if signum:
             if self.last_path:

@@ -81,7 +81,11 @@ def test_sigkill_then_resume_ends_where_the_uninterrupted_run_ends(script, at, w
 # randomness that a resume must continue (the regression MLP's dropout, the GAN's noise).
 KINDS = {'regression': (['configs/diabetes-regression.yaml', 'data_module.args.loader=dataloader'],
                         'tests.faults.FaultyMSE', 'mse'),
-         'gan': (['configs/digits-dcgan.yaml'], 'tests.faults.FaultyGANLoss', 'gan_nonsaturating')}
+         'gan': (['configs/digits-dcgan.yaml'], 'tests.faults.FaultyGANLoss', 'gan_nonsaturating'),
+         # checkpoints and signals wait for the step that ends an accumulation
+         'accumulating': (['configs/digits.yaml', '+trainer_params.accumulate_grad_batches=2',
+                           '+train_wrapper.args.model_spec.args.dropout=0.2'],
+                          'tests.faults.FaultyLoss', 'cross_entropy')}
 SHAPE = ['trainer_params.max_epochs=3', '+trainer_params.limit_train_batches=6',
          '+trainer_params.limit_val_batches=2', '+trainer_params.enable_progress_bar=false',
          '+trainer_params.enable_model_summary=false', '+test=false',
