@@ -11,6 +11,7 @@ under its `log_as` name, by default a short form of its class name:
 A task passes the values it knows (num_classes) to every metric that accepts them, and brings
 its own default list (classification: accuracy).
 """
+import inspect
 import re
 
 import torch.nn as nn
@@ -44,6 +45,15 @@ def log_name(class_name):
     return SHORT.get(base) or re.sub(r'(?<!^)(?=[A-Z])', '_', base).lower()
 
 
+def check_log_name(name, built):
+    if not isinstance(name, str) or not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', name):
+        raise utils.ConfigError(f'must be a name of letters, digits and _, but got {name!r}',
+                                key='log_as')
+    if name == 'loss' or name in built:
+        raise utils.ConfigError(f"'{name}' is logged already (val/{name}); give this metric "
+                                'another log_as', key='log_as')
+
+
 def make_metrics(specs, defaults, known=None):
     """nn.ModuleDict {log name: metric} of the `metrics:` list (None: `defaults`). `known`:
     run-time values each metric gets when it takes an argument of that name."""
@@ -58,11 +68,10 @@ def make_metrics(specs, defaults, known=None):
             spec = {'name': spec} if isinstance(spec, str) else dict(spec)
             target = registry.get(spec.get('name'))
             name = spec.pop('log_as', None) or log_name(getattr(target, '__name__', 'metric'))
-            accepted = utils.accepted_args(target) or {}
+            check_log_name(name, built)
+            # the class's own signature: torchmetrics passes **kwargs on to Metric
+            accepted = inspect.signature(target).parameters if callable(target) else {}
             given = spec.get('args') or {}
             extra = {k: v for k, v in (known or {}).items() if k in accepted and k not in given}
-            if name in built:
-                raise utils.ConfigError(f"a second metric logged as '{name}'; give one of them "
-                                        'another log_as', key='log_as')
             built[name] = registry.make(spec, args=extra)
     return built

@@ -205,3 +205,30 @@ def test_resuming_a_copied_run_leaves_the_original_alone(script, train, save_dir
     state = torch.load(copy / 'ckpt' / 'last.ckpt', weights_only=True)
     kept = [name for _, name in state['checkpoints']['kept']]
     assert sorted(p.name for p in (copy / 'ckpt').glob('epoch=*')) == sorted(kept)
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_metrics_from_the_config_get_what_the_task_knows(script, train):
+    run = train('--config', 'configs/digits.yaml', *SHRINK, '+train_wrapper.args.metrics=['
+                '{name: MulticlassAccuracy, args: {average: macro}, log_as: macro_acc}, '
+                '{name: MulticlassF1Score, args: {average: macro}}]', 'checkpoint.monitor=val/f1',
+                script=script)
+    last = read_csv(run)[-1]
+    assert 0 < float(last['val/macro_acc']) <= 1 and 0 < float(last['val/f1']) <= 1
+    assert 'val/acc' not in last  # the list replaces the task's default
+
+
+@pytest.mark.parametrize('metric, message', [
+    ('{name: MeanSquaredError, log_as: loss}', "metrics.0.log_as: 'loss' is logged already"),
+    ('{name: MeanSquaredError, log_as: f1.macro}', 'metrics.0.log_as: must be a name of letters'),
+    ('{name: MeanSquaredErrr}', "metrics.0.name: unknown torchmetrics metrics name "
+                                "'MeanSquaredErrr'; did you mean 'MeanSquaredError'")])
+def test_a_metric_mistake_is_one_line(metric, message, save_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS['train.py'], [
+            '--config', 'configs/diabetes-regression.yaml', f'train_wrapper.args.metrics=[{metric}]',
+            '--save-dir', str(save_dir)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith(
+        f'error: configs/diabetes-regression.yaml: train_wrapper.args.{message}'), err
+    assert not save_dir.exists()
