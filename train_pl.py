@@ -33,7 +33,7 @@ def make_callbacks(cfg, run, save):
     specs = list(enumerate(cfg.get('callbacks') or []))  # the index names the key in errors
     if not any(isinstance(s, dict) and s.get('name') == 'eta' for _, s in specs):
         specs.insert(0, (None, {'name': 'eta'}))
-    built = []
+    built = [callbacks.schedules.Schedules()]  # first: the others save the stepped state
     for i, spec in specs:
         with utils.at_key(f'callbacks.{i}'):
             # the run folder for those that write into it (None under --check)

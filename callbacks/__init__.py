@@ -18,9 +18,12 @@ register, make, list = registry.register, registry.make, registry.list
 
 
 def logged(trainer):
-    """{name: float} of what the run has logged so far (this epoch's validation included)."""
-    return {k: v.item() for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    """{name: float} of what the run has logged so far; val/* only in an epoch whose
+    validation ran (Lightning keeps the last ones: check_val_every_n_epoch > 1)."""
+    fresh = getattr(trainer.lightning_module, 'validated_epoch', None) == trainer.current_epoch
+    return {k: v.item() for k, v in trainer.callback_metrics.items()
+            if v.numel() == 1 and (fresh or not k.startswith('val/'))}
 
 
 from . import (checkpoints, early_stopping, eta, image_logger, lr_monitor,  # noqa: E402
-               metrics_csv, run_state)
+               metrics_csv, run_state, schedules)

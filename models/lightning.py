@@ -15,7 +15,6 @@ import pytorch_lightning as pl
 
 import models
 import utils
-from models.optim import step_schedulers
 from models.task import batch_size, training_losses
 
 
@@ -31,7 +30,7 @@ class TaskModule(pl.LightningModule):
         self.task = task if task is not None else models.make_task(spec)
         self.nan_policy = utils.check_nan_policy(nan_policy)
         self.automatic_optimization = len(self.task.train_losses) == 1
-        self.evaluation = None
+        self.evaluation, self.validated_epoch, self.schedules = None, None, []
 
     def forward(self, x):
         return self.task(x)
@@ -66,16 +65,8 @@ class TaskModule(pl.LightningModule):
             optimizer.step()
             done[name] = loss.detach()
         self.log_losses(done, batch, batch_idx)
-        if done:  # manual optimization: the schedulers are ours to step, once per batch
-            step_schedulers(self.schedulers(), 'step', self.global_step // len(optimizers))
-
-    def schedulers(self):
-        return [vars(config) for config in self.trainer.lr_scheduler_configs]
 
     def on_train_epoch_end(self):
-        if not self.automatic_optimization:
-            step_schedulers(self.schedulers(), 'epoch', self.current_epoch + 1,
-                            {k: v.item() for k, v in self.trainer.callback_metrics.items()})
         images = self.task.epoch_images() if self.trainer.is_global_zero else {}
         if images and self.logger is not None:
             utils.write_images(images, self.logger.experiment, self.logger.log_dir,
@@ -83,8 +74,17 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self):
         pairs = self.task.configure_optimizers()
-        configs = [{'optimizer': o, **({'lr_scheduler': s} if s else {})} for o, s in pairs]
+        self.schedules = [s for _, s in pairs if s]
+        # Lightning keeps the schedulers' states in checkpoints; callbacks/schedules.py steps
+        # them, with models.optim.step_schedulers, as train.py does
+        configs = [{'optimizer': o, **({'lr_scheduler': {
+            'scheduler': s['scheduler'], 'interval': s['interval'], 'frequency': s['frequency'],
+            **({'reduce_on_plateau': False} if self.automatic_optimization else {})}}
+            if s else {})} for o, s in pairs]
         return configs[0] if len(configs) == 1 else configs
+
+    def lr_scheduler_step(self, scheduler, metric):
+        pass  # callbacks/schedules.py steps them
 
     # validation and test: the task's steps, summed by models.Evaluation, logged at the end
     def evaluate(self, split, batch):
@@ -105,6 +105,8 @@ class TaskModule(pl.LightningModule):
 
     def on_validation_epoch_end(self):
         self.finish()
+        if not self.trainer.sanity_checking:
+            self.validated_epoch = self.current_epoch  # the val/* logged are this epoch's
 
     def on_test_epoch_end(self):
         self.finish()

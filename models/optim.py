@@ -54,8 +54,13 @@ def step_schedulers(configs, interval, count, metrics=None):
     for config in configs:
         if config['interval'] != interval or count % config['frequency']:
             continue
-        monitor = config.get('monitor')
+        monitor, metrics = config.get('monitor'), metrics or {}
         if monitor is None:
             config['scheduler'].step()
-        elif monitor in (metrics or {}):
+        elif monitor in metrics:
             config['scheduler'].step(float(metrics[monitor]))
+        elif any(k.startswith('val/') for k in metrics):  # a validation ran without it: a typo
+            raise utils.ConfigError(f"'{monitor}' is not a metric this run logs"
+                                    f'{utils.close_matches(monitor, metrics)} (it logs '
+                                    f"{', '.join(sorted(metrics))})",
+                                    key='train_wrapper.args.sched_spec.monitor')

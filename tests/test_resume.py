@@ -85,7 +85,10 @@ KINDS = {'regression': (['configs/diabetes-regression.yaml', 'data_module.args.l
          # checkpoints and signals wait for the step that ends an accumulation
          'accumulating': (['configs/digits.yaml', '+trainer_params.accumulate_grad_batches=2',
                            '+train_wrapper.args.model_spec.args.dropout=0.2'],
-                          'tests.faults.FaultyLoss', 'cross_entropy')}
+                          'tests.faults.FaultyLoss', 'cross_entropy'),
+         'plateau': (['configs/digits.yaml', 'train_wrapper.args.sched_spec={name: '
+                      'ReduceLROnPlateau, args: {patience: 0, factor: 0.5}, monitor: val/acc}'],
+                     'tests.faults.FaultyLoss', 'cross_entropy')}
 SHAPE = ['trainer_params.max_epochs=3', '+trainer_params.limit_train_batches=6',
          '+trainer_params.limit_val_batches=2', '+trainer_params.enable_progress_bar=false',
          '+trainer_params.enable_model_summary=false', '+test=false',

@@ -232,3 +232,42 @@ def test_a_metric_mistake_is_one_line(metric, message, save_dir, capsys):
     assert stop.value.code == 2 and err.startswith(
         f'error: configs/diabetes-regression.yaml: train_wrapper.args.{message}'), err
     assert not save_dir.exists()
+
+
+SCHEDULES = {
+    'plateau, validation every 2nd epoch, every checkpoint kept, early stopping': [
+        'trainer_params.max_epochs=6', '+trainer_params.check_val_every_n_epoch=2',
+        'train_wrapper.args.sched_spec={name: ReduceLROnPlateau, args: {mode: max, patience: 0, '
+        'factor: 0.3}, monitor: val/acc}', 'checkpoint.save_top_k=-1',
+        '+callbacks=[{name: metrics_csv}, {name: early_stopping, args: {monitor: val/acc, '
+        'mode: max, patience: 1, min_delta: 0.5}}]'],
+    'a step schedule every 2nd optimizer step of 2 accumulated batches': [
+        'trainer_params.max_epochs=3', '+trainer_params.accumulate_grad_batches=2',
+        'train_wrapper.args.sched_spec={name: StepLR, args: {step_size: 1, gamma: 0.8}, '
+        'interval: step, frequency: 2}']}
+
+
+@pytest.mark.parametrize('overrides', SCHEDULES.values(), ids=SCHEDULES)
+def test_the_engines_step_schedules_and_keep_checkpoints_alike(overrides, train):
+    runs = {script: train('--config', 'configs/digits.yaml', *SHRINK, '+test=false', *overrides,
+                          name=script, script=script) for script in ENTRYPOINTS}
+    plain, lightning = (read_csv(runs[s]) for s in ENTRYPOINTS)
+    assert len(plain) == len(lightning) >= 3
+    for a, b in zip(plain, lightning):
+        assert a.keys() == b.keys() and a['step'] == b['step']
+        for name in a:
+            if a[name] or b[name]:  # an epoch without validation has no val/* in either
+                assert abs(float(a[name]) - float(b[name])) < 1e-4, (name, a, b)
+    assert sorted(p.name for p in (runs['train.py'] / 'ckpt').iterdir()) == \
+        sorted(p.name for p in (runs['train_pl.py'] / 'ckpt').iterdir())
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_a_misspelt_scheduler_monitor_is_one_line(script, train, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train('--config', 'configs/digits.yaml', *SHRINK, 'train_wrapper.args.sched_spec='
+              '{name: ReduceLROnPlateau, monitor: val/accc}', script=script)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2
+    assert err.startswith("error: train_wrapper.args.sched_spec.monitor: 'val/accc' is not a "
+                          "metric this run logs; did you mean 'val/acc'?"), err
