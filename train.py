@@ -37,7 +37,8 @@ HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algori
            # decided by --gpu / torchrun, or about Lightning's display: nothing to do here
            'accelerator', 'devices', 'strategy', 'enable_progress_bar', 'enable_model_summary',
            'num_sanity_val_steps'}
-AUTOCAST = {'32': None, '32-true': None, '16-mixed': torch.float16, 'bf16-mixed': torch.bfloat16}
+AUTOCAST = {'32': None, '32-true': None, '16-mixed': torch.float16, 'bf16-mixed': torch.bfloat16,
+            '16': torch.float16, 'bf16': torch.bfloat16}  # Lightning's short names
 try:  # read from the package metadata: importing Lightning is what train.py avoids
     LIGHTNING_VERSION = importlib.metadata.version('pytorch-lightning')
 except importlib.metadata.PackageNotFoundError:
@@ -134,6 +135,8 @@ def build(run, device, rank, world_size):
         write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
         data.setup()
     amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
+    if amp_dtype is torch.float16 and device.type == 'cpu':
+        amp_dtype = torch.bfloat16  # as Lightning does: the CPU's autocast is bfloat16
     # The train order depends on the seed and epoch alone, split among ranks; val and test are
     # sharded without padding, so metrics summed over ranks are those of one process.
     loaders = {'train': data.train_dataloader(cfg['seed'], rank, world_size, device),
@@ -184,12 +187,14 @@ def train_step(t, batch, i):
     last_micro = (i + 1) % t.accumulate == 0 or i + 1 == t.n_train
     with t.autocast:
         losses = training_losses(t.task, batch)  # a generator task runs at each next()
-    for optimizer in t.optimizers:
+    for k, optimizer in enumerate(t.optimizers):
         with t.autocast:
             name, loss = next(losses)
         if not utils.loss_is_usable(loss, t.params.get('nan_policy', 'stop'), t.epoch + 1,
                                     t.step, i, t.policy.last_path, t.master):
             optimizer.zero_grad(set_to_none=True)
+            if k and last_micro:
+                t.scaler.update()  # the optimizers before this one have stepped
             return False
         if first_micro:
             optimizer.zero_grad(set_to_none=True)

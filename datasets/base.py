@@ -117,6 +117,8 @@ class DataModule:
     def on_device(self, split, device):
         """(inputs, targets) of a whole split as two tensors on `device`, made once."""
         device = torch.device(device)
+        if not len(self.splits[split]):  # an empty split (val_fraction: 0): no batches
+            return torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device)
         if split not in self.tensors or self.tensors[split][0].device != device:
             # the per-sample part of the pipeline, once, in batches (with the split's workers)
             settings = {**self.loader_settings[split], 'batch_size': 1024, 'drop_last': False,

@@ -124,6 +124,10 @@ def optimizers_of(task, params):
                                 f'optimizers for {len(task.train_losses)} losses '
                                 f'({", ".join(task.train_losses)}): it needs one per loss',
                                 key='train_wrapper')
+    accumulate = params.get('accumulate_grad_batches', 1)
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise utils.ConfigError(f'must be an integer >= 1, but got {accumulate!r}',
+                                key='trainer_params.accumulate_grad_batches')
     if len(pairs) > 1:
         for key, neutral in (('gradient_clip_val', None), ('accumulate_grad_batches', 1)):
             if params.get(key, neutral) not in (neutral, 0):
@@ -176,27 +180,21 @@ class Evaluation:
                 metric.update(preds.detach(), target)
 
     def compute(self):
-        names = sorted(self.sums)
-        if not names and not self.task.metrics:
+        """{split/name: value}; {} when no rank saw a batch."""
+        shares = [({n: v.item() for n, v in self.sums.items()}, self.count)]
+        if utils.guards.distributed():  # a rank may have had no batch: objects, not tensors
+            shares = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(shares, ({n: v.item() for n, v in
+                                                          self.sums.items()}, self.count))
+        count = sum(n for _, n in shares)
+        if count == 0:
             return {}
-        device = next(iter(self.sums.values())).device if names else torch.device('cpu')
-        totals = torch.stack([self.sums[n] for n in names] +
-                             [torch.tensor(float(self.count), dtype=torch.float64,
-                                           device=device)])
-        if utils.guards.distributed():
-            totals = totals.to(self.device())
-            torch.distributed.all_reduce(totals)
-        values = {f'{self.split}/{n}': (totals[i] / max(totals[-1], 1)).item()
-                  for i, n in enumerate(names)}
+        names = sorted({name for sums, _ in shares for name in sums})
+        values = {f'{self.split}/{name}': sum(sums.get(name, 0.0) for sums, _ in shares) / count
+                  for name in names}
         for name, metric in self.task.metrics.items():  # torchmetrics syncs ranks itself
             values[f'{self.split}/{name}'] = float(metric.compute())
         return values
-
-    def device(self):
-        # gloo reduces CPU tensors, NCCL CUDA ones
-        backend = torch.distributed.get_backend()
-        return torch.device('cuda', torch.cuda.current_device()) if backend == 'nccl' else \
-            torch.device('cpu')
 
 
 def make_task(spec):

@@ -271,3 +271,29 @@ def test_a_misspelt_scheduler_monitor_is_one_line(script, train, capsys):
     assert stop.value.code == 2
     assert err.startswith("error: train_wrapper.args.sched_spec.monitor: 'val/accc' is not a "
                           "metric this run logs; did you mean 'val/acc'?"), err
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('config, overrides', [
+    ('configs/digits.yaml', ['+trainer_params.limit_val_batches=0']),
+    ('configs/digits.yaml', ['+data_module.args.val_fraction=0.0']),
+    ('configs/digits-dcgan.yaml', ['+data_module.args.loader=memory'])],
+    ids=['no val batches', 'empty val split', 'gan in memory'])
+def test_no_validation_logs_none_and_keeps_last_ckpt(config, overrides, script, train):
+    run = train('--config', config, *SHRINK, '+test=false', *overrides,
+                '+callbacks=[{name: metrics_csv}]', script=script)
+    assert not [k for k in read_csv(run)[-1] if k.startswith('val/')]
+    assert (run / 'ckpt' / 'last.ckpt').is_file()
+    assert 'epoch 2/2' in (run / 'log.txt').read_text()
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_accumulating_zero_batches_is_refused_before_the_run(script, save_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(ENTRYPOINTS[script], ['--config', 'configs/digits.yaml',
+                                            '+trainer_params.accumulate_grad_batches=0',
+                                            '--save-dir', str(save_dir)])
+    assert stop.value.code == 2 and capsys.readouterr().err.strip() == (
+        'error: configs/digits.yaml: trainer_params.accumulate_grad_batches: must be an integer '
+        '>= 1, but got 0')
+    assert not save_dir.exists()
