@@ -238,9 +238,11 @@ def train_epoch(t):
             continue
         t.progress.step_done(t.device)
         # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
-        if t.master and (step_before + 1) % log_every == 0:
-            for name, loss in t.losses.items():
-                t.writer.add_scalar(f'train/{name}', loss.item(), step_before)
+        if (step_before + 1) % log_every == 0:
+            losses = mean_losses(t)
+            if t.master:
+                for name, loss in losses.items():
+                    t.writer.add_scalar(f'train/{name}', loss, step_before)
         signum = t.signals.agreed(t.device)
         if signum or (t.policy.due_within_epoch(t.step) and i + 1 < t.n_train):
             t.batches_done = i + 1
@@ -248,6 +250,17 @@ def train_epoch(t):
         if signum:
             stop(t, signum)
     t.batches_done = None  # the epoch is whole
+
+
+def mean_losses(t):
+    """{name: float} of the last batch's losses, averaged over the ranks: what every rank
+    logs, ranks checkpoints and stops early by."""
+    names = sorted(t.losses)
+    if not t.ddp or not names:
+        return {name: t.losses[name].item() for name in names}
+    values = torch.stack([t.losses[name].float() for name in names])
+    dist.all_reduce(values)
+    return dict(zip(names, (values / t.world_size).tolist()))
 
 
 def stop(t, signum):
@@ -333,7 +346,7 @@ def resume(t):
 def end_epoch(t):
     """After the epoch's batches: validation, epoch schedulers, images, early stopping, the
     checkpoints and the ETA line. Returns True when early stopping ends the run."""
-    metrics = {f'train/{name}': loss.item() for name, loss in t.losses.items()}
+    metrics = {f'train/{name}': loss for name, loss in mean_losses(t).items()}
     if t.task.validates and (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
         metrics.update(evaluate(t, 'val'))
         if t.master:

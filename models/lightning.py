@@ -46,8 +46,9 @@ class TaskModule(pl.LightningModule):
         trainer = self.trainer
         if (self.global_step + 1) % trainer.log_every_n_steps == 0 or \
                 batch_idx + 1 == trainer.num_training_batches:
+            # averaged over the ranks: every rank ranks checkpoints and stops early by them
             self.log_dict({f'train/{name}': loss for name, loss in losses.items()},
-                          prog_bar=True, batch_size=batch_size(batch))
+                          prog_bar=True, batch_size=batch_size(batch), sync_dist=True)
 
     def training_step(self, batch, batch_idx):
         if self.automatic_optimization:

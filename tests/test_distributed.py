@@ -43,13 +43,14 @@ def rows(run):
 
 
 def assert_same_run(run, reference):
-    """Every epoch's val metrics, the test metrics and the final weights of one process."""
+    """Every epoch's metrics (train/loss: the mean of the ranks' halves of the batch), the
+    test metrics and the final weights of one process."""
     got, expected = rows(run), rows(reference)
     assert len(got) == len(expected) == 3
     assert float(expected[1]['val/acc']) < float(expected[2]['val/acc'])  # best is not last
     for a, b in zip(got, expected):
         for name in b:
-            if name.startswith(('val/', 'test/')) and b[name]:
+            if name.startswith(('train/', 'val/', 'test/')) and b[name]:
                 assert abs(float(a[name]) - float(b[name])) < 1e-6, (name, a, b)
     assert got[-1]['test/acc'] != ''
     w, v = (torch.load(r / 'ckpt' / 'last.ckpt', weights_only=True)['state_dict']
