@@ -135,28 +135,48 @@ def param_space(search):
     return space
 
 
-def dry_run(search):
+def draw_samples(search, seed):
+    """[{path: value}] of a random search's `num_samples` samples, drawn here from `seed`:
+    every grid combination trains with the same samples, and --dry-run shows what will run
+    (Ray's own sampler would draw new values for every grid value)."""
+    import numpy as np
+    if search['search_alg'] != 'random':
+        return None
+    random = np.random.RandomState(seed)
+    sampled = param_space(search)
+    return [{path: to_plain(domain.sample(random_state=random)) for path, domain in
+             sampled.items()} for _ in range(search['num_samples'])]
+
+
+def to_plain(value):
+    """A NumPy scalar as the Python number it is (for YAML, JSON and the command line)."""
+    return value.item() if hasattr(value, 'item') else value
+
+
+def dry_run(search, draws):
     """The trials a random or grid search would start: every grid combination for each sample
     (optuna's samples depend on results, so they are shown as their ranges)."""
     grid_paths, combos = grid_combinations(search)
-    sampled = param_space(search)
     n = 1 if search['search_alg'] == 'grid' else search['num_samples']
     print(f"{n * len(combos)} trials ({n} samples x {len(combos)} grid combinations), "
           f"{search['search_alg']} search, ranked by {search['metric']} ({search['mode']}):")
     trial = 0
-    for _ in range(n):
-        drawn = {path: domain.sample() if search['search_alg'] != 'optuna' else
-                 '{}{}'.format(*search['space'][path]) for path, domain in sampled.items()}
+    for i in range(n):
+        drawn = draws[i] if draws else {path: '{}{}'.format(*search['space'][path])
+                                        for path in param_space(search)}
         for combo in combos:
             values = {**drawn, **dict(zip(grid_paths, combo))}
             print(f'  trial {trial}: ' + '  '.join(f'{p}={v}' for p, v in values.items()))
             trial += 1
 
 
-def trial_values(config, grid_paths, combos):
+def trial_values(config, grid_paths, combos, draws=None):
     """{path: value} of one trial, from the config Ray Tune gave it (its grid combination is
-    the __trial_index__ the grid search or the Repeater set)."""
+    the __trial_index__ the grid search or the Repeater set; a random search's sample is the
+    __sample__ of the samples draw_samples drew)."""
     values = {p: v for p, v in config.items() if not p.startswith('__')}
+    if draws and '__sample__' in config:
+        values.update(draws[config['__sample__']])
     if grid_paths:
         values.update(zip(grid_paths, combos[config.get('__trial_index__', 0)]))
     return values
@@ -170,16 +190,22 @@ def run_trial(config, sweep):
 
     import train_pl
     from callbacks.tune_report import TuneReport
+    if Path(sweep['cwd']).is_dir():  # relative paths (load/...) as on the tune.py command line
+        os.chdir(sweep['cwd'])
     # the trial's folder under save/NAME/, where Ray keeps its results of the trial too
     folder = Path(sweep['folder']) / f'trial-{tune.get_context().get_trial_id()}'
     argv = ['--config', sweep['config'], *sweep['overrides'], '~search',
             *[f'{path}={json.dumps(value)}' for path, value in
-              trial_values(config, sweep['grid_paths'], sweep['combos']).items()],
+              trial_values(config, sweep['grid_paths'], sweep['combos'],
+                           sweep.get('draws')).items()],
             '--name', folder.name, '--save-dir', str(folder.parent), '--resume', 'auto',
             '+trainer_params.enable_progress_bar=false']
     if sweep['gpu']:
         argv += ['--gpu', '0']  # Ray sets CUDA_VISIBLE_DEVICES to this trial's share
-    train_pl.main(argv, extra_callbacks=[TuneReport()])
+    reporter = TuneReport(folder / 'tune_last.json')
+    train_pl.main(argv, extra_callbacks=[reporter])
+    if not reporter.reported:  # a retried or resumed trial that had nothing left to train
+        reporter.report_last()
 
 
 def make_tuner(search, sweep, folder, args, restore):
@@ -210,6 +236,10 @@ def make_tuner(search, sweep, folder, args, restore):
         search_alg = None  # Ray's variant generator: the grid for every sample
         if combos != [()]:
             space['__trial_index__'] = tune.grid_search(list(range(len(combos))))
+        if sweep.get('draws'):  # every sample (drawn by draw_samples) with every combination
+            space = {'__sample__': tune.grid_search(list(range(len(sweep['draws'])))),
+                     **{k: v for k, v in space.items() if k.startswith('__')}}
+            num_samples = 1
         if search['search_alg'] == 'grid':
             num_samples = 1
     return tune.Tuner(
@@ -228,7 +258,7 @@ def make_tuner(search, sweep, folder, args, restore):
                                   verbose=1))
 
 
-def report(results, search, folder, grid_paths, combos):
+def report(results, search, folder, grid_paths, combos, draws):
     """The table (printed and results.csv), every trial's curve (curves.png) and best.yaml."""
     metric, mode = search['metric'], search['mode']
     best_of = max if mode == 'max' else min
@@ -242,7 +272,7 @@ def report(results, search, folder, grid_paths, combos):
         epochs = int(history['epoch'].max()) if values else 0
         if not result.error and epochs < (search['scheduler'].get('max_t') or epochs):
             status = 'stopped early'
-        params = trial_values(result.config or {}, grid_paths, combos)
+        params = trial_values(result.config or {}, grid_paths, combos, draws)
         rows.append({'trial': trial, 'status': status, 'epochs': epochs,
                      f'{metric} best': best_of(values) if values else None,
                      f'{metric} last': values[-1] if values else None, **params,
@@ -271,6 +301,9 @@ def report(results, search, folder, grid_paths, combos):
             f"{best[f'{metric} best']:.4g}; retrain with\n"
             f'#   python train_pl.py --config {folder}/best.yaml --name NAME\n' + text)
     print(f'results: {folder}/results.csv, {folder}/curves.png, best config: {folder}/best.yaml')
+    if rows and all(r['status'] == 'failed' for r in rows):
+        raise utils.TrainingStopped(f'every trial failed: see the error in each trial\'s folder '
+                                    f'under {folder}/')
 
 
 def draw_curves(rows, metric, path):
@@ -299,8 +332,9 @@ def start_ray(args, gpus):
         env['excludes'] = ['save/', 'load/', '.venv/', '.git/']
         ray.init(address=args.address, runtime_env=env, log_to_driver=False)
     else:
+        # a sweep on this machine: Ray's node address is the loopback one
         ray.init(num_cpus=os.cpu_count(), num_gpus=len(gpus), runtime_env=env,
-                 include_dashboard=False, log_to_driver=False)
+                 include_dashboard=False, log_to_driver=False, _node_ip_address='127.0.0.1')
 
 
 def main(argv):
@@ -320,7 +354,7 @@ def main(argv):
             raise utils.ConfigError(f'sweep folder {folder} already exists; continue it with '
                                     f'--resume, or pick another --name')
         sweep = {'config': str(Path(args.config).resolve()), 'overrides': args.overrides}
-    sweep['folder'] = str(folder.resolve())
+    sweep.update(folder=str(folder.resolve()), cwd=os.getcwd())
     gpus = utils.parse_gpus(args.gpu)
     with utils.at_key(None, file=args.config or sweep['config']):
         cfg = utils.load_config(sweep['config'], sweep['overrides'])
@@ -328,9 +362,11 @@ def main(argv):
     if search['resources']['gpu'] and not gpus and not args.address:
         raise utils.ConfigError('search.resources.gpu needs GPUs: give them with --gpu 0,1')
     grid_paths, combos = grid_combinations(search)
-    sweep.update(grid_paths=grid_paths, combos=combos, gpu=search['resources']['gpu'])
+    draws = draw_samples(search, cfg.get('seed', 0))
+    sweep.update(grid_paths=grid_paths, combos=combos, gpu=search['resources']['gpu'],
+                 draws=draws)
     if args.dry_run:
-        return dry_run(search)
+        return dry_run(search, draws)
 
     if gpus:
         os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(map(str, gpus))
@@ -340,7 +376,7 @@ def main(argv):
     start_ray(args, gpus)
     tuner = make_tuner(search, sweep, folder, args, restore=args.resume)
     results = tuner.fit()
-    report(results, search, folder, grid_paths, combos)
+    report(results, search, folder, grid_paths, combos, draws)
 
 
 if __name__ == '__main__':

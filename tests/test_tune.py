@@ -36,6 +36,28 @@ def sweep(tmp_path, name, *extra):
     return tmp_path / name, result.stdout
 
 
+def test_a_sweep_whose_every_trial_fails_exits_non_zero(tmp_path):
+    result = run_command('tune.py', *SWEEP, *SMALL, f'search.space={{{LR}: {{grid: [-1.0]}}}}',
+                         '--name', 'bad', '--save-dir', str(tmp_path))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith('error: every trial failed')
+    assert [r['status'] for r in results(tmp_path / 'bad').values()] == ['failed']
+
+
+@pytest.mark.slow
+def test_random_samples_are_the_same_for_every_grid_value_and_as_the_dry_run_says(tmp_path):
+    space = [f'search.space={{{LR}: {{loguniform: [1.0e-3, 1.0e-1]}}, seed: {{grid: [0, 1]}}}}',
+             'search.num_samples=2', 'search.scheduler={name: fifo}',
+             'trainer_params.max_epochs=1']
+    dry = run_command('tune.py', *SWEEP, *SMALL, *space, '--dry-run', '--name', 'rs',
+                      '--save-dir', str(tmp_path))
+    said = sorted(float(v) for v in re.findall(rf'{re.escape(LR)}=(\S+)', dry.stdout))
+    folder, _ = sweep(tmp_path, 'rs', *space)
+    ran = sorted(float(r[LR]) for r in results(folder).values())
+    assert len(ran) == 4 and len(set(ran)) == 2  # 2 samples, each with both seeds
+    assert ran == pytest.approx(said)
+
+
 @pytest.mark.slow
 def test_a_sweep_ranks_its_trials_stops_the_poor_ones_and_each_trial_is_a_run(tmp_path):
     folder, out = sweep(tmp_path, 'lr')
