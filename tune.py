@@ -320,7 +320,7 @@ def draw_curves(rows, metric, path):
     fig.savefig(path, dpi=120)
 
 
-def start_ray(args, gpus):
+def start_ray(args, gpus, folder):
     import ray
     # Ray's loggers are chosen in make_tuner; trials stay in the repository, so that relative
     # paths (load/...) resolve as on the command line
@@ -330,7 +330,16 @@ def start_ray(args, gpus):
     if args.address:  # the code travels to the cluster's nodes; save/ must be shared storage
         env['working_dir'] = str(utils.ROOT)
         env['excludes'] = ['save/', 'load/', '.venv/', '.git/']
-        ray.init(address=args.address, runtime_env=env, log_to_driver=False)
+        # without .git there, the trials' src/ takes the commit and diff from the sweep folder
+        env['env_vars']['RUNYARD_GIT_STATE'] = str(folder.resolve())
+        try:
+            ray.init(address=args.address, runtime_env=env, log_to_driver=False)
+        except Exception as e:  # no cluster there, or one that refuses us (a stale token)
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise utils.ConfigError(f'--address {args.address}: cannot join the Ray cluster '
+                                    f"({type(e).__name__}: {lines[0] if lines else ''}); "
+                                    'check that `ray status` there answers, and RAY_* '
+                                    'settings such as an old auth token') from None
     else:
         # a sweep on this machine: Ray's node address is the loopback one
         ray.init(num_cpus=os.cpu_count(), num_gpus=len(gpus), runtime_env=env,
@@ -370,10 +379,12 @@ def main(argv):
 
     if gpus:
         os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(map(str, gpus))
+    start_ray(args, gpus, folder)  # first: a cluster that cannot be joined leaves no folder
     if not args.resume:
         folder.mkdir(parents=True)
         state.write_text(json.dumps({'config': sweep['config'], 'overrides': sweep['overrides']}))
-    start_ray(args, gpus)
+    if args.address:
+        utils.write_git_state(folder)
     tuner = make_tuner(search, sweep, folder, args, restore=args.resume)
     results = tuner.fit()
     report(results, search, folder, grid_paths, combos, draws)

@@ -31,7 +31,7 @@ from .registry import Registry, accepted_args, check_args, import_path
 from .seed import rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_report,
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
-                  snapshot_code, start)
+                  snapshot_code, start, write_git_state)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
                    write_hparams, write_images)
 from .speed import first_step_line, process_age, set_tf32, speed_settings

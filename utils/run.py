@@ -266,13 +266,18 @@ def parse_gpus(text):
     return ids
 
 
+def git(*cmd):
+    """The output of a git command in the project, or None (no git, or no repository)."""
+    try:
+        out = subprocess.run(['git', '-C', str(ROOT), *cmd], capture_output=True, text=True)
+    except OSError:
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
 def snapshot_code(dst):
     """Copy the project's code (git-tracked and untracked-not-ignored files, never load/ or
     save/) to dst, with the git commit and diff when there is a repository."""
-    def git(*cmd):
-        out = subprocess.run(['git', '-C', str(ROOT), *cmd], capture_output=True, text=True)
-        return out.stdout if out.returncode == 0 else None
-
     listed = git('ls-files', '--cached', '--others', '--exclude-standard', '-z')
     if listed is not None:
         files = [f for f in listed.split('\0') if f]
@@ -288,10 +293,25 @@ def snapshot_code(dst):
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst / rel)
     dst.mkdir(parents=True, exist_ok=True)
+    if not write_git_state(dst) and os.environ.get('RUNYARD_GIT_STATE'):
+        # a copy of the code without .git (a Ray cluster's working_dir): what tune.py saw
+        for name in GIT_FILES:
+            src = Path(os.environ['RUNYARD_GIT_STATE']) / name
+            if src.is_file():
+                shutil.copy2(src, dst / name)
+
+
+GIT_FILES = ('git_commit.txt', 'git_diff.patch')
+
+
+def write_git_state(dst):
+    """git_commit.txt and git_diff.patch of the project into dst; False outside a repository."""
     commit = git('rev-parse', 'HEAD')
     if commit:
-        (dst / 'git_commit.txt').write_text(commit)
-        (dst / 'git_diff.patch').write_text(git('diff', 'HEAD') or '')
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        (Path(dst) / 'git_commit.txt').write_text(commit)
+        (Path(dst) / 'git_diff.patch').write_text(git('diff', 'HEAD') or '')
+    return bool(commit)
 
 
 def format_duration(seconds):
