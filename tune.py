@@ -28,6 +28,7 @@ import csv
 import itertools
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -320,6 +321,18 @@ def draw_curves(rows, metric, path):
     fig.savefig(path, dpi=120)
 
 
+def check_reachable(address):
+    """A HOST:PORT where nothing listens is an error now: ray.init would retry it for ever."""
+    if address == 'auto':
+        return
+    host, _, port = address.split('://')[-1].rpartition(':')
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        raise utils.ConfigError(f'--address {address}: no Ray cluster answers there ({e}); start '
+                                'one with `ray start --head`, or give its HOST:PORT') from None
+
+
 def start_ray(args, gpus, folder):
     import ray
     # Ray's loggers are chosen in make_tuner; trials stay in the repository, so that relative
@@ -332,6 +345,7 @@ def start_ray(args, gpus, folder):
         env['excludes'] = ['save/', 'load/', '.venv/', '.git/']
         # without .git there, the trials' src/ takes the commit and diff from the sweep folder
         env['env_vars']['RUNYARD_GIT_STATE'] = str(folder.resolve())
+        check_reachable(args.address)
         try:
             ray.init(address=args.address, runtime_env=env, log_to_driver=False)
         except Exception as e:  # no cluster there, or one that refuses us (a stale token)

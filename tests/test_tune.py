@@ -2,6 +2,7 @@
 import csv
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,6 +157,19 @@ def test_a_sweep_mistake_is_one_line_before_anything_starts(override, message, t
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1, err
     assert re.match(r'^error: configs/search/digits-lr.yaml: ' + message, err), err
+    assert tree(tmp_path) == {}
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SystemExit) as stop:
+        utils.run_cli(tune.main, [*SWEEP, '--address', f'127.0.0.1:{port}', '--name', 'far',
+                                  '--save-dir', str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith(
+        f'error: --address 127.0.0.1:{port}: no Ray cluster answers there'), err
     assert tree(tmp_path) == {}
 
 
