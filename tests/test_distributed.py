@@ -37,6 +37,16 @@ def torchrun(nodes=1, per_node=2):
             '--rdzv-id', 'test']
 
 
+def together(*processes, timeout=300):
+    """Start every (argv, cwd, env) at once, as a launcher's nodes or tasks start; their
+    (exit status, stderr) once all have ended."""
+    started = [subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for argv, cwd, env in processes]
+    errors = [p.communicate(timeout=timeout)[1] for p in started]
+    return [(p.returncode, err) for p, err in zip(started, errors)]
+
+
 def rows(run):
     with open(run / 'metrics.csv', newline='') as f:
         return list(csv.DictReader(f))
@@ -80,13 +90,10 @@ def test_torchrun_two_processes_equal_one(script, single, tmp_path):
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_two_torchrun_nodes_equal_one_process(script, single, tmp_path):
     launch = torchrun(nodes=2, per_node=1)
-    nodes = [subprocess.Popen([sys.executable, *launch, '--node-rank', str(rank), script, *RUN,
-                               HALF, '--name', 'run', '--save-dir', str(tmp_path)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for rank in (0, 1)]
-    for node in nodes:
-        _, err = node.communicate(timeout=300)
-        assert node.returncode == 0, err[-3000:]
+    for code, err in together(*[([*launch, '--node-rank', str(rank), script, *RUN, HALF,
+                                  '--name', 'run', '--save-dir', str(tmp_path)], ROOT, None)
+                                for rank in (0, 1)]):
+        assert code == 0, err[-3000:]
     assert_same_run(tmp_path / 'run', single / script)
 
 
@@ -94,19 +101,15 @@ def test_two_torchrun_nodes_equal_one_process(script, single, tmp_path):
 def test_srun_tasks_equal_one_process(script, single, tmp_path):
     """What srun sets for 2 tasks on one node; the job script exports MASTER_ADDR/PORT."""
     port = free_port()
-    tasks = []
-    for rank in (0, 1):
-        env = {'PATH': os.environ['PATH'], 'HOME': os.environ.get('HOME', '/'),
-               'SLURM_NTASKS': '2', 'SLURM_NTASKS_PER_NODE': '2', 'SLURM_NNODES': '1',
-               'SLURM_NODEID': '0', 'SLURM_PROCID': str(rank), 'SLURM_LOCALID': str(rank),
-               'SLURM_JOB_NAME': 'runyard', 'SLURM_JOB_ID': '1', 'SLURM_NODELIST': '127.0.0.1',
-               'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)}
-        tasks.append(subprocess.Popen([sys.executable, script, *RUN, HALF, '--name', 'run',
-                                       '--save-dir', str(tmp_path)], cwd=ROOT, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for task in tasks:
-        _, err = task.communicate(timeout=300)
-        assert task.returncode == 0, err[-3000:]
+    common = {'PATH': os.environ['PATH'], 'HOME': os.environ.get('HOME', '/'),
+              'SLURM_NTASKS': '2', 'SLURM_NTASKS_PER_NODE': '2', 'SLURM_NNODES': '1',
+              'SLURM_NODEID': '0', 'SLURM_JOB_NAME': 'runyard', 'SLURM_JOB_ID': '1',
+              'SLURM_NODELIST': '127.0.0.1', 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)}
+    for code, err in together(*[([script, *RUN, HALF, '--name', 'run', '--save-dir',
+                                  str(tmp_path)], ROOT,
+                                 {**common, 'SLURM_PROCID': str(rank), 'SLURM_LOCALID': str(rank)})
+                                for rank in (0, 1)]):
+        assert code == 0, err[-3000:]
     assert_same_run(tmp_path / 'run', single / script)
 
 
@@ -134,14 +137,11 @@ def test_a_run_folder_missing_on_one_node_stops_every_rank_with_one_line(script,
                        '--name', 'run', '--save-dir', str(here / 'save'))
     assert made.returncode == 0, made.stderr[-2000:]
     launch = torchrun(nodes=2, per_node=1)
-    nodes = [subprocess.Popen([sys.executable, *launch, '--node-rank', str(rank),
-                               str(ROOT / script), '--resume', 'save/run'], cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for rank, cwd in ((0, here), (1, there))]
     errors = []
-    for node in nodes:
-        _, err = node.communicate(timeout=120)
-        assert node.returncode != 0
+    for code, err in together(*[([*launch, '--node-rank', str(rank), str(ROOT / script),
+                                  '--resume', 'save/run'], cwd, None)
+                                for rank, cwd in ((0, here), (1, there))], timeout=120):
+        assert code != 0
         errors.append([line for line in err.splitlines() if line.startswith('error: ')])
     assert errors[1] == ['error: --resume save/run: no such run folder or checkpoint file']
     assert errors[0] == ['error: rank 1 cannot start: --resume save/run: no such run folder or '
