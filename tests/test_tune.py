@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -179,3 +180,37 @@ def test_train_pl_refuses_a_sweep_config(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         'error: configs/search/digits-lr.yaml: search: a sweep config; run it with tune.py '
         '(or leave the sweep out with ~search)')
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_ray_head_reads_data_by_a_relative_path(tmp_path, mnist_root):
+    """A Ray head on 127.0.0.1 (`ray start --head`), tune.py --address auto from a folder whose
+    config reads ./mnist: the trial finds the files, and its src/ has the git commit."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ray = str(Path(sys.executable).parent / 'ray')
+    started = subprocess.run([ray, 'start', '--head', '--port', str(port), '--node-ip-address',
+                              '127.0.0.1', '--num-cpus', '2', '--include-dashboard', 'false',
+                              '--disable-usage-stats'], capture_output=True, text=True)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        (tmp_path / 'sweep.yaml').write_text(yaml.safe_dump({
+            '_base_': str(ROOT / 'configs' / 'mnist-classification.yaml'),
+            'data_module': {'args': {'root_dir': './mnist', 'val_size': 16}},
+            'train_wrapper': {'args': {'model_spec': {'name': 'lenet5'}}},
+            'trainer_params': {'max_epochs': 1, 'limit_train_batches': 2},
+            'search': {'metric': 'val/acc', 'num_samples': 1, 'search_alg': 'random',
+                       'space': {'seed': {'grid': [0]}}, 'max_failures': 0}}))
+        result = run_command(str(ROOT / 'tune.py'), '--config', 'sweep.yaml', '--address',
+                             'auto', '--name', 'far', '--save-dir', 'save',
+                             '~trainer_params.strategy', cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = results(tmp_path / 'save' / 'far')
+        assert [r['status'] for r in rows.values()] == ['done']
+        trial = tmp_path / 'save' / 'far' / next(iter(rows))
+        assert (trial / 'src' / 'git_commit.txt').read_text().strip() == \
+            subprocess.run(['git', '-C', str(ROOT), 'rev-parse', 'HEAD'], capture_output=True,
+                           text=True).stdout.strip()
+    finally:
+        subprocess.run([ray, 'stop', '--force'], capture_output=True)
