@@ -203,10 +203,11 @@ def run_trial(config, sweep):
             '+trainer_params.enable_progress_bar=false']
     if sweep['gpu']:
         argv += ['--gpu', '0']  # Ray sets CUDA_VISIBLE_DEVICES to this trial's share
+    if sweep.get('max_t'):  # the trial ends at ASHA's last rung by itself, and runs its test
+        argv.append(f"trainer_params.max_epochs={sweep['max_t']}")
     reporter = TuneReport(folder / 'tune_last.json')
     train_pl.main(argv, extra_callbacks=[reporter])
-    if not reporter.reported:  # a retried or resumed trial that had nothing left to train
-        reporter.report_last()
+    reporter.finish()
 
 
 def make_tuner(search, sweep, folder, args, restore):
@@ -386,8 +387,11 @@ def main(argv):
         raise utils.ConfigError('search.resources.gpu needs GPUs: give them with --gpu 0,1')
     grid_paths, combos = grid_combinations(search)
     draws = draw_samples(search, cfg.get('seed', 0))
+    max_t = search['scheduler'].get('max_t')
+    max_epochs = (cfg.get('trainer_params') or {}).get('max_epochs')
     sweep.update(grid_paths=grid_paths, combos=combos, gpu=search['resources']['gpu'],
-                 draws=draws)
+                 draws=draws, max_t=max_t if max_t and max_epochs and max_t < max_epochs
+                 else None)
     if args.dry_run:
         return dry_run(search, draws)
 

@@ -74,6 +74,8 @@ def test_a_sweep_ranks_its_trials_stops_the_poor_ones_and_each_trial_is_a_run(tm
         run = folder / trial
         assert (run / 'ckpt' / 'last.ckpt').is_file() and (run / 'src').is_dir()
         assert len(scalars(run, 'val/acc')) == int(row['epochs'])
+        if row['status'] == 'done':  # it reached ASHA's max_t, and ran its test split
+            assert len(scalars(run, 'test/acc')) == 1
         config = utils.load_config(run / 'config.yaml')
         assert 'search' not in config and config['seed'] == int(row['seed'])
         assert config['train_wrapper']['args']['optim_spec']['args']['lr'] == float(row[LR])
