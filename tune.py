@@ -351,10 +351,12 @@ def start_ray(args, gpus, folder):
             ray.init(address=args.address, runtime_env=env, log_to_driver=False)
         except Exception as e:  # no cluster there, or one that refuses us (a stale token)
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            raise utils.ConfigError(f'--address {args.address}: cannot join the Ray cluster '
-                                    f"({type(e).__name__}: {lines[0] if lines else ''}); "
-                                    'check that `ray status` there answers, and RAY_* '
-                                    'settings such as an old auth token') from None
+            raise utils.ConfigError(
+                f'--address {args.address}: cannot join the Ray cluster ({type(e).__name__}: '
+                f"{lines[0] if lines else ''}); check that `ray status` answers there, and, for a "
+                'cluster with RAY_AUTH_MODE=token, that RAY_AUTH_TOKEN (or the file '
+                'RAY_AUTH_TOKEN_PATH names, by default ~/.ray/auth_token) holds its token, '
+                'not an old one') from None
     else:
         # a sweep on this machine: Ray's node address is the loopback one
         ray.init(num_cpus=os.cpu_count(), num_gpus=len(gpus), runtime_env=env,

@@ -1,5 +1,6 @@
 """tune.py: sweeps on Ray Tune, each trial an ordinary run folder."""
 import csv
+import os
 import re
 import signal
 import socket
@@ -216,3 +217,29 @@ def test_a_sweep_on_a_ray_head_reads_data_by_a_relative_path(tmp_path, mnist_roo
                            text=True).stdout.strip()
     finally:
         subprocess.run([ray, 'stop', '--force'], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_cluster_that_refuses_the_token_is_one_line(tmp_path):
+    """A head with token authentication, joined with another token (a stale one)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ray = str(Path(sys.executable).parent / 'ray')
+    env = {**os.environ, 'RAY_AUTH_MODE': 'token', 'RAY_AUTH_TOKEN': '0123456789abcdef' * 2}
+    started = subprocess.run([ray, 'start', '--head', '--port', str(port), '--node-ip-address',
+                              '127.0.0.1', '--num-cpus', '1', '--include-dashboard', 'false',
+                              '--disable-usage-stats'], capture_output=True, text=True, env=env)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        result = subprocess.run([sys.executable, 'tune.py', *SWEEP, '--address', 'auto',
+                                 '--name', 'far', '--save-dir', str(tmp_path)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300,
+                                env={**env, 'RAY_AUTH_TOKEN': 'f' * 32})
+        assert result.returncode == 2, result.stderr[-2000:]
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith('error: --address auto: cannot join the Ray cluster') and \
+            'RAY_AUTH_TOKEN' in last, last
+        assert tree(tmp_path) == {}
+    finally:
+        subprocess.run([ray, 'stop', '--force'], capture_output=True, env=env)
