@@ -144,7 +144,7 @@ def build(run, device, rank, world_size):
                'test': data.test_dataloader(rank, world_size, device)}
     return SimpleNamespace(
         run=run, cfg=cfg, params=params, task=task, device=device, rank=rank, master=master,
-        world_size=world_size, ddp=dist.is_available() and dist.is_initialized(),
+        world_size=world_size, ddp=utils.guards.distributed(),
         optimizers=[o for o, _ in pairs], schedules=[s for _, s in pairs if s],
         loaders=loaders, policy=policy, stopper=stopper, write_csv=write_csv,
         autocast=torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext(),
@@ -296,10 +296,7 @@ def save_state(t, path):
     """The checkpoint at `path`, of the state after `t.batches_done` batches of `t.epoch`
     (None: the whole epoch). Every rank calls it: each one's RNG is saved."""
     sync_weights(t, buffers_only=True)
-    rngs = [utils.rng_state()]
-    if t.ddp:
-        rngs = [None] * t.world_size
-        dist.all_gather_object(rngs, utils.rng_state())
+    rngs = utils.all_rng_states()
     if not t.master:
         return
     utils.atomic_save({

@@ -9,7 +9,6 @@ utils/guards.py and utils/seed.py:
 import signal
 
 import pytorch_lightning as pl
-import torch.distributed as dist
 
 import callbacks
 import utils
@@ -30,11 +29,7 @@ class RunState(pl.Callback):
         self.signals = utils.StopSignals()
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        rngs = [utils.rng_state()]
-        if dist.is_available() and dist.is_initialized():
-            rngs = [None] * dist.get_world_size()
-            dist.all_gather_object(rngs, utils.rng_state())
-        checkpoint['rng'] = rngs
+        checkpoint['rng'] = utils.all_rng_states()
         if 'hyper_parameters' in checkpoint:  # its weights are in here: no need of that run
             checkpoint['hyper_parameters'] = utils.without_init_from(checkpoint['hyper_parameters'])
 

@@ -28,7 +28,7 @@ from .config import (Provenance, apply_overrides, check_config, interpolate, loa
                      load_yaml, parse_yaml)
 from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
-from .seed import rng_state, seed_everything, set_rng_state
+from .seed import all_rng_states, rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_report,
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start, write_git_state)

@@ -21,6 +21,17 @@ def rng_state():
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
+def all_rng_states():
+    """Every rank's rng_state(), in rank order (this process's alone without DDP): what a
+    checkpoint keeps. Under DDP every rank must call it."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return [rng_state()]
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
 def set_rng_state(state):
     random.setstate(state['python'])
     kind, key, pos, has_gauss, gauss = state['numpy']
