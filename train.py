@@ -48,11 +48,9 @@ LOOP_CALLBACKS = ('eta', 'metrics_csv', 'early_stopping')
 
 
 def check_settings(params):
-    for key in sorted(set(params) - HONORED):
-        typo = difflib.get_close_matches(key, HONORED, n=1, cutoff=0.85)
-        if typo:  # a misspelt setting that train.py honors would change the run without a word
-            raise utils.ConfigError(f"unknown setting; did you mean '{typo[0]}'?",
-                                    key=f'trainer_params.{key}')
+    """trainer_params, with Lightning's meaning: every key and type (utils/types.py), then
+    what train.py itself supports of them."""
+    utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
     utils.check_nan_policy(params.get('nan_policy', 'stop'))
     precision = str(params.get('precision', '32'))
     if precision not in AUTOCAST:
@@ -123,17 +121,26 @@ def build(run, device, rank, world_size):
     that a config mistake leaves no trace."""
     cfg, master = run.cfg, rank == 0
     params = dict(cfg.get('trainer_params') or {})
-    with utils.at_key(None, file=run.config_path):
-        check_settings(params)
-        with utils.at_key('data_module'):
+    mistakes, task = utils.Mistakes(), None  # every part checked: all the mistakes at once
+    with run.blamed():
+        with mistakes.part():
+            check_settings(params)
+        with mistakes.part(), utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
-        with utils.at_key('train_wrapper'):  # on resume, the weights are in the checkpoint
+        with mistakes.part(), utils.at_key('train_wrapper'):
+            # on resume, the weights are in the checkpoint
             task = models.make_task(utils.without_init_from(cfg['train_wrapper'])
                                     if run.ckpt else cfg['train_wrapper']).to(device)
-        pairs = optimizers_of(task, params)
-        policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
-        write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
+        if task is not None:
+            with mistakes.part():
+                pairs = optimizers_of(task, params)
+        with mistakes.part():
+            policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
+        with mistakes.part():
+            write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
+        mistakes.raise_them()
         data.setup()
+        models.check_fits(task, data, device)
     amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
     if amp_dtype is torch.float16 and device.type == 'cpu':
         amp_dtype = torch.bfloat16  # as Lightning does: the CPU's autocast is bfloat16
@@ -386,11 +393,13 @@ def check(t):
     """--check: one train step and one val batch, then a summary; writes nothing."""
     batches = {'train': next(iter(t.loaders['train']))}
     train_step(t, to_device(batches['train'], t.device), 0)
-    losses = {f'train/{k}': v.item() for k, v in t.losses.items()}
+    logged = {f'train/{k}': v.item() for k, v in t.losses.items()}
     if t.task.validates and len(t.loaders['val']):
         batches['val'] = next(iter(t.loaders['val']))
-        losses.update({k: v for k, v in evaluate(t, 'val', n_batches=1).items()
-                       if k.endswith('loss')})
+        logged.update(evaluate(t, 'val', n_batches=1))
+    with t.run.blamed():  # a typo in a monitored name, before a run ends on it
+        utils.check_monitors(t.cfg, logged, t.schedules)
+    losses = {k: v for k, v in logged.items() if k.endswith('loss')}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in t.optimizers),
              'lr schedulers': ', '.join(type(s['scheduler']).__name__ for s in t.schedules)
              or 'none', **utils.speed_settings(t.cfg)}

@@ -9,27 +9,22 @@ the run's guards are the plain modules of utils/ that train.py calls, as callbac
 """
 import os
 import sys
+import tempfile
+from pathlib import Path
 
-import pytorch_lightning as pl
-from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.plugins.environments import SLURMEnvironment
-from pytorch_lightning.plugins.io import TorchCheckpointIO
-
-import callbacks
 import datasets
 import models
 import utils
-from callbacks.run_state import Interrupted
-from datasets.lightning import LightningData
-from models.lightning import TaskModule
-from models.task import optimizers_of
 
+# Lightning is imported once the config's data, task and trainer_params have been checked
+# (main): a mistake there is reported in the time it takes to import torch.
 utils.hide_upstream_warnings()
 
 
-def make_callbacks(cfg, run, save):
+def make_callbacks(cfg, run, dry):
     """The config's callbacks (the ETA line on by default), then the run's guards."""
+    import callbacks
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
     specs = list(enumerate(cfg.get('callbacks') or []))  # the index names the key in errors
     if not any(isinstance(s, dict) and s.get('name') == 'eta' for _, s in specs):
         specs.insert(0, (None, {'name': 'eta'}))
@@ -39,28 +34,32 @@ def make_callbacks(cfg, run, save):
             # the run folder for those that write into it (None under --check)
             wants_run_dir = isinstance(spec, dict) and 'run_dir' in (
                 utils.accepted_args(callbacks.registry.get(spec.get('name'))) or {})
-            extra = {'run_dir': run.dir if save else None} if wants_run_dir else None
+            extra = {'run_dir': run.dir} if wants_run_dir else None
             try:
                 built.append(callbacks.make(spec, args=extra))
             except MisconfigurationException as e:  # Lightning's callbacks check their arguments
                 raise utils.ConfigError(str(e).splitlines()[0], key='args') from None
     built.append(callbacks.make('run_state', args={
-        'last_path': run.dir / 'ckpt' / 'last.ckpt' if save else None,
-        'on_start': run.write_config if save and run.resuming else None}))
-    if save:
-        built.append(callbacks.checkpoints.Checkpoints(
-            utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')))
+        'last_path': run.dir / 'ckpt' / 'last.ckpt',
+        'on_start': run.write_config if run.resuming and not dry else None}))
+    built.append(callbacks.checkpoints.Checkpoints(
+        utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')))
     return built
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file and renamed into place: never half a file."""
+# --check: the run as configured, for one train and one val batch
+DRY_RUN = dict(max_epochs=1, max_steps=-1, limit_train_batches=1, limit_val_batches=1,
+               num_sanity_val_steps=0, check_val_every_n_epoch=1, log_every_n_steps=1,
+               enable_progress_bar=False, enable_model_summary=False)
 
-    def save_checkpoint(self, checkpoint, path, storage_options=None):
-        utils.atomic_save(checkpoint, path)
 
+def make_trainer(run, callback_list, module, dry=False):
+    import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-def make_trainer(run, callback_list, save, module):
+    from callbacks.checkpoints import AtomicCheckpointIO
     params = dict(run.cfg.get('trainer_params') or {})
     params.pop('nan_policy', None)  # runyard's, the adapter's
     utils.set_tf32(params.pop('tf32', None))  # runyard's: TF32 matmuls
@@ -68,6 +67,8 @@ def make_trainer(run, callback_list, save, module):
     # policy is runyard's (utils/checkpoints.py), not ModelCheckpoint
     params.update(use_distributed_sampler=False, enable_checkpointing=False)
     params.setdefault('plugins', [AtomicCheckpointIO()])
+    if dry:
+        params.update(DRY_RUN)
     if not module.task.validates:
         params.update(limit_val_batches=0, num_sanity_val_steps=0)
     if run.gpus:
@@ -91,57 +92,74 @@ def make_trainer(run, callback_list, save, module):
         # steps leaves the other network's
         params.setdefault('strategy', 'ddp' if module.automatic_optimization
                           else 'ddp_find_unused_parameters_true')
-    with utils.at_key('trainer_params'):
-        utils.check_args(pl.Trainer, params, 'pl.Trainer', prefix='')
     # version='' puts the event files in the run folder itself: one TensorBoard run per run
     # folder, continued on --resume.
     params['logger'] = TensorBoardLogger(str(run.dir), name='', version='',
-                                         default_hp_metric=False) if save else False
+                                         default_hp_metric=False)
     try:
         return pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
     except (MisconfigurationException, ValueError) as e:
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
 
 
-def build(run, save, extra_callbacks):
+def build(run, extra_callbacks, dry=False):
     """The data, the task in its adapter and the Trainer, all before the run folder exists,
-    so that a config mistake leaves no trace."""
+    so that a config mistake leaves no trace. Every part is checked, and all the mistakes are
+    reported at once; those of the parts that need no Lightning before it is imported."""
     cfg = run.cfg
     params = cfg.get('trainer_params') or {}
-    with utils.at_key(None, file=run.config_path):
-        with utils.at_key('data_module'):
+    mistakes, task = utils.Mistakes(), None
+    with run.blamed():
+        with mistakes.part():
+            utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
+            utils.check_nan_policy(params.get('nan_policy', 'stop'))
+        with mistakes.part(), utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
-        with utils.at_key('train_wrapper'):
+        with mistakes.part(), utils.at_key('train_wrapper'):
             # a resumed run's weights come from its checkpoint: no `init_from` (that run may
             # be gone)
             spec = cfg['train_wrapper']
             task = models.make_task(utils.without_init_from(spec) if run.ckpt else spec)
-        optimizers_of(task, params)  # a dry run: bad optimizer names fail now
+        if task is not None:
+            with mistakes.part():
+                models.task.optimizers_of(task, params)  # a dry run: bad names fail now
+        with mistakes.part():
+            utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
+        mistakes.raise_them()
+        data.setup()  # the splits: their sizes are checked before the run folder exists
+        models.check_fits(task, data)
+
+        from models.lightning import TaskModule  # imports Lightning
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)
-        data.setup()  # the splits: their sizes are checked before the run folder exists
-        callback_list = make_callbacks(cfg, run, save) + list(extra_callbacks)
-        if not save:
-            cfg.setdefault('trainer_params', {}).update(fast_dev_run=True,
-                                                        enable_progress_bar=False)
-        trainer = make_trainer(run, callback_list, save, module)
+        callback_list = make_callbacks(cfg, run, dry) + list(extra_callbacks)
+        trainer = make_trainer(run, callback_list, module, dry)
     return data, module, trainer
 
 
 def best_checkpoint(trainer):
     """The best checkpoint by the checkpoint: section's monitor (None: none monitored)."""
+    import callbacks
     policy = next(c.policy for c in trainer.callbacks
                   if isinstance(c, callbacks.checkpoints.Checkpoints))
     return policy.best_path if policy.monitor else None
 
 
-def check(module, data, trainer, run):
-    """--check: one train and one val batch (if the task validates) through Lightning
-    (fast_dev_run), then a summary."""
-    batches = {'train': next(iter(data.train_dataloader()))}
-    if module.task.validates and len(data.splits['val']):
-        batches['val'] = next(iter(data.val_dataloader()))
-    trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
+def check(run, extra_callbacks=()):
+    """--check: the run as configured, its callbacks and logger included, for one train and
+    one val batch, in a temporary run folder that is removed after; every monitored name is
+    checked against what they logged. Then a summary. save/ is not touched."""
+    from callbacks.dry_run import CheckMonitors
+    from datasets.lightning import LightningData
+    with tempfile.TemporaryDirectory(prefix='runyard-check-') as tmp:
+        run.dir = Path(tmp) / run.dir.name
+        run.dir.mkdir()
+        data, module, trainer = build(run, [CheckMonitors(run.cfg), *extra_callbacks], dry=True)
+        batches = {'train': next(iter(data.train_dataloader()))}
+        if module.task.validates and len(data.splits['val']):
+            batches['val'] = next(iter(data.val_dataloader()))
+        with run.blamed():
+            trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
@@ -158,10 +176,14 @@ def main(argv, extra_callbacks=()):
     if run is None:  # --print-config, --explain: done
         return
     cfg = run.cfg
-    pl.seed_everything(cfg['seed'], workers=True, verbose=False)
-    data, module, trainer = build(run, not args.check, extra_callbacks)
+    # what pl.seed_everything(seed, workers=True) does, before Lightning is imported
+    utils.seed_everything(cfg['seed'])
+    os.environ.update(PL_GLOBAL_SEED=str(cfg['seed']), PL_SEED_WORKERS='1')
     if args.check:
-        return check(module, data, trainer, run)
+        return check(run, extra_callbacks)
+    data, module, trainer = build(run, extra_callbacks)
+    from callbacks.run_state import Interrupted
+    from datasets.lightning import LightningData
 
     if utils.is_rank_zero():
         run.create(write_config=not run.resuming)

@@ -25,5 +25,5 @@ def logged(trainer):
             if v.numel() == 1 and (fresh or not k.startswith('val/'))}
 
 
-from . import (checkpoints, early_stopping, eta, image_logger, lr_monitor,  # noqa: E402
+from . import (checkpoints, dry_run, early_stopping, eta, image_logger, lr_monitor,  # noqa: E402
                metrics_csv, run_state, schedules)

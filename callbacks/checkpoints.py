@@ -1,4 +1,5 @@
 import pytorch_lightning as pl
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import callbacks
 import utils
@@ -37,3 +38,10 @@ class Checkpoints(pl.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         if checkpoint.get('checkpoints'):
             self.policy.load_state_dict(checkpoint['checkpoints'])
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed into place: never half a file."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        utils.atomic_save(checkpoint, path)

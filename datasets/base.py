@@ -60,9 +60,9 @@ class DataModule:
         pipelines = {**self.default_transforms, **(transforms or {})}
         if self.in_memory and pipelines.get('train'):
             raise utils.ConfigError(
-                'runs per sample, but loader: memory transforms each image once, so its random '
-                'draws would be frozen; leave it out (~data_module.args.transforms.train) and '
-                'use augment: {crop_padding: N, flip: true}', key='transforms.train')
+                'runs per sample, but loader: memory transforms each image once (its random '
+                'draws would be frozen); use augment: {crop_padding: N, flip: true} instead',
+                key='transforms.train')
         with utils.at_key('transforms'):
             # transforms: each split's whole per-sample pipeline (also what test.py --predict
             # applies); under loader: memory, load_transforms run once per sample and
@@ -409,7 +409,8 @@ class TorchvisionFiles(DataModule):
         missing = [f for f in self.files if not (folder / f).is_file()]
         if missing and not download:
             raise utils.ConfigError(
-                f'{self.title} files not found in {folder} (missing {", ".join(missing)}); '
+                f'{self.title} files not found in {folder} (missing {len(missing)}: '
+                f'{", ".join(missing[:2])}{", ..." if len(missing) > 2 else ""}); '
                 f'{self.fix.format(root=self.root_dir)}, or set data_module.args.download: true',
                 key='root_dir')
 

@@ -55,7 +55,7 @@ def make(spec, args=None):
 wrappers = utils.Registry('train wrappers', folder=__path__[0])
 
 from .metrics import make_metrics  # noqa: E402
-from .task import Evaluation, Task, load_task, make_task  # noqa: E402
+from .task import Evaluation, Task, check_fits, load_task, make_task  # noqa: E402
 from .classification import Classification  # noqa: E402
 from .regression import Regression  # noqa: E402
 # every module here but lightning.py (the Lightning adapter: train_pl.py imports it)

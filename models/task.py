@@ -9,6 +9,8 @@ The engines own the loop: batches to the device, backward passes, optimizer and 
 steps, precision, DDP, logging, checkpoints and the run's guards. A task owns what is specific
 to it, and nothing of an engine.
 """
+import contextlib
+
 import torch
 import torch.nn as nn
 
@@ -47,6 +49,11 @@ class Task(nn.Module):
         Written after every training epoch to TensorBoard and to <run>/<name>/epoch=E.png.
 
     `train_losses` names training_step's losses, one per optimizer (logged as train/<name>).
+
+    Before a run writes anything, check_fits runs validation_step (training_step, for a task
+    that does not validate) once on two train samples, under torch.no_grad() and in eval mode:
+    keep side effects of a step (a counter, a running average) out of those, or skip them
+    when torch.is_grad_enabled() is False.
     """
     train_losses = ('loss',)
     eval_scalars = ('loss',)  # the validation_step entries besides preds and target
@@ -124,11 +131,7 @@ def optimizers_of(task, params):
                                 f'optimizers for {len(task.train_losses)} losses '
                                 f'({", ".join(task.train_losses)}): it needs one per loss',
                                 key='train_wrapper')
-    accumulate = params.get('accumulate_grad_batches', 1)
-    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
-        raise utils.ConfigError(f'must be an integer >= 1, but got {accumulate!r}',
-                                key='trainer_params.accumulate_grad_batches')
-    if len(pairs) > 1:
+    if len(pairs) > 1:  # (trainer_params' types and ranges: utils.check_trainer_params)
         for key, neutral in (('gradient_clip_val', None), ('accumulate_grad_batches', 1)):
             if params.get(key, neutral) not in (neutral, 0):
                 raise utils.ConfigError(
@@ -218,3 +221,48 @@ def load_task(path, what=None):
     task.load_state_dict(state['state_dict'])
     return task
 
+
+
+def check_fits(task, data, device='cpu'):
+    """Before a run writes anything: the train split gives batches, and the task's networks
+    take its samples (a dry validation step on two of them, or a training step for a task
+    that does not validate, without gradients, in eval mode, with torch's random state kept). A mismatch is one line naming the spec and the batch, not
+    a traceback from deep inside the model."""
+    settings = data.loader_settings['train']
+    n, size = len(data.splits['train']), settings['batch_size']
+    if (n // size if settings['drop_last'] else -(-n // size)) == 0:
+        raise utils.ConfigError(
+            f"the train split gives no batches ({n} samples, batch_size {size}, drop_last "
+            f"{settings['drop_last']})",
+            key='data_module')
+    samples = [data.splits['train'][i] for i in range(min(2, len(data.splits['train'])))]
+    was_training = task.training
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), _eager():
+        batch = to_device(torch.utils.data.default_collate(samples), device)
+        task.eval()
+        try:  # validation_step has no side effects to undo (a training_step may count calls)
+            if task.validates:
+                task.validation_step(batch)
+            else:
+                for _ in training_losses(task, batch):
+                    pass
+        except utils.ConfigError:
+            raise
+        except Exception as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise utils.ConfigError(f'does not fit the data: {reason[:120]} (a train batch of '
+                                    f'{len(samples)} is {utils.describe(batch)})',
+                                    key=_model_key(task)) from None
+        finally:
+            task.train(was_training)
+
+
+def _eager():
+    """Compiled modules run as plain PyTorch (no compilation for a two-sample batch)."""
+    stance = getattr(torch.compiler, 'set_stance', None)
+    return stance('force_eager') if stance else contextlib.nullcontext()
+
+
+def _model_key(task):
+    """The key of the spec to blame: the model's, when the task has one."""
+    return 'train_wrapper.args.model_spec' if hasattr(task, 'model') else 'train_wrapper'

@@ -129,14 +129,14 @@ def test_a_missing_file_is_named_with_where_it_goes(name, folder, missing, fix, 
     title = {'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10',
              'cifar100': 'CIFAR-100'}[name]
     with pytest.raises(utils.ConfigError, match=re.escape(
-            f'root_dir: {title} files not found in {root}/{folder} (missing {missing}); '
+            f'root_dir: {title} files not found in {root}/{folder} (missing 1: {missing}); '
             f'{fix.format(root=root)}, or set data_module.args.download: true')):
         datasets.make({'name': name, 'args': {'root_dir': str(root)}})
 
 
 def test_missing_files_say_where_to_put_them(tmp_path):
     with pytest.raises(utils.ConfigError, match=rf'root_dir: MNIST files not found in '
-                                                rf'{tmp_path}/MNIST/raw \(missing train-images'
+                                                rf'{tmp_path}/MNIST/raw \(missing 4: train-images'
                                                 rf'.*set data_module.args.download: true'):
         datasets.make({'name': 'mnist', 'args': {'root_dir': str(tmp_path)}})
     with pytest.raises(utils.ConfigError, match=rf'root_dir: no class folders in '
@@ -165,8 +165,8 @@ def test_a_val_size_too_large_stops_before_the_run_folder_exists(script, mnist_r
             f'data_module.args.root_dir={mnist_root}', '--name', 'run', '--save-dir', str(save_dir)])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1, err
-    assert err.startswith('error: configs/mnist-classification.yaml: data_module.args.val_size: '
-                          'must be a count or a fraction'), err
+    assert err.startswith("error: override '+data_module.args.val_size=96': must be a count or "
+                          'a fraction'), err
     assert not save_dir.exists()
 
 

@@ -13,9 +13,20 @@ import utils
 DIGITS = ['--config', 'configs/digits.yaml']
 MNIST = ['--config', 'configs/mnist-classification.yaml']
 
-# (id, argv, message regex); {tmp} is a folder of broken configs, {save} the --save-dir, which
-# holds a finished-looking run `old`, a run `nockpt` without checkpoints and a run `bad` whose
-# last.ckpt is not a checkpoint.
+
+def o(override):
+    """The blame of a value set on the command line, as a regex."""
+    return re.escape(f"override '{override}'")
+
+
+SCHED = 'train_wrapper.args.sched_spec={name: MultiStepLR, args: {milestones: 5}}'
+ES = '+callbacks=[{name: early_stopping, args: {monitor: val/ac, mode: max}}]'
+NO_BATCHES = 'data_module.args.batch_size=5000'
+
+# (id, argv, message regex: one per line, in order); {tmp} is a folder of broken configs, {save}
+# the --save-dir, which holds a finished-looking run `old`, a run `nockpt` without checkpoints and
+# a run `bad` whose last.ckpt is not a checkpoint. A value is blamed on what set it: the override,
+# or the file and line.
 CASES = [
     ('yaml syntax', ['--config', '{tmp}/syntax.yaml'],
      r'^error: {tmp}/syntax.yaml:3: invalid YAML: '),
@@ -26,33 +37,42 @@ CASES = [
     ('include cycle', ['--config', '{tmp}/a.yaml'],
      r'^error: {tmp}/b.yaml:1: _base_: include cycle: {tmp}/a.yaml -> {tmp}/b.yaml -> '
      r'{tmp}/a.yaml$'),
+    ('duplicate key', ['--config', '{tmp}/dup.yaml'],
+     r"^error: {tmp}/dup.yaml:4: duplicate key 'trainer_params.max_epochs' \(first on line 3\)"),
     ('section missing', ['--config', '{tmp}/nodata.yaml'],
      r'^error: {tmp}/nodata.yaml: data_module: required section is missing$'),
     ('unknown section', [*DIGITS, '+trainer_param.max_epochs=3'],
-     r"^error: configs/digits.yaml: trainer_param: unknown section; did you mean "
-     r"'trainer_params'"),
+     '^error: ' + o('+trainer_param.max_epochs=3') + r": trainer_param: unknown section; did you "
+     r"mean 'trainer_params'"),
     ('spec without name', [*DIGITS, '~train_wrapper.args.model_spec.name'],
-     r'^error: configs/digits.yaml: train_wrapper.args.model_spec: must be a models spec '
-     r'\{name: ..., args: \{...\}\}, but got \{'),
+     '^error: ' + o('~train_wrapper.args.model_spec.name') + r': train_wrapper.args.model_spec: '
+     r'must be a models spec \{name: ..., args: \{...\}\}, but got \{'),
     ('args not a mapping', [*DIGITS, 'train_wrapper.args.model_spec.args=5'],
-     r'^error: configs/digits.yaml: train_wrapper.args.model_spec.args: must be a mapping, '
-     r'but got 5$'),
+     '^error: ' + o('train_wrapper.args.model_spec.args=5') +
+     r': must be a mapping, but got 5$'),
     ('unknown model', [*DIGITS, 'train_wrapper.args.model_spec.name=mlpp'],
-     r"^error: configs/digits.yaml: train_wrapper.args.model_spec.name: unknown models name "
-     rf"'mlpp'; did you mean 'mlp'\? \(known: {', '.join(models.list())}\)$"),
+     '^error: ' + o('train_wrapper.args.model_spec.name=mlpp') +
+     r": unknown models name 'mlpp'; did you mean 'mlp'\? "
+     r"\(known: airbench, convnet, "),
     ('unknown argument', [*DIGITS, '+train_wrapper.args.model_spec.args.hiden=[8]'],
-     r"^error: configs/digits.yaml: train_wrapper.args.model_spec.args.hiden: unknown argument "
-     r"'hiden' for models 'mlp'; did you mean 'hidden'\? \(accepted: dropout, hidden, in_dim, "
-     r"num_classes, out_dim\)$"),
+     '^error: ' + o('+train_wrapper.args.model_spec.args.hiden=[8]') +
+     r": unknown argument 'hiden' for models 'mlp'; "
+     r"did you mean 'hidden'\? \(accepted: dropout, hidden, in_dim, num_classes, out_dim\)$"),
+    ('unknown argument, no near name', [*DIGITS, '+train_wrapper.args.model_spec.args.width=8'],
+     '^error: ' + o('+train_wrapper.args.model_spec.args.width=8') +
+     r": unknown argument 'width' for models 'mlp' "
+     r"\(accepted: dropout, hidden, in_dim, num_classes, out_dim\)$"),
     ('not a number', [*DIGITS, 'train_wrapper.args.optim_spec.args.lr=fast'],
-     r'^error: configs/digits.yaml: train_wrapper.args.optim_spec.args.lr: must be a number, '
-     r"but got 'fast'$"),
+     '^error: ' + o('train_wrapper.args.optim_spec.args.lr=fast') +
+     r": must be a number, but got 'fast'$"),
     ('unknown optimizer', [*DIGITS, 'train_wrapper.args.optim_spec.name=Adamm'],
-     r"^error: configs/digits.yaml: train_wrapper.args.optim_spec.name: unknown torch.optim "
-     r"optimizers name 'Adamm'; did you mean 'Adam'"),
+     '^error: ' + o('train_wrapper.args.optim_spec.name=Adamm') +
+     r": unknown torch.optim optimizers name 'Adamm'; did "
+     r"you mean 'Adam'"),
     ('unknown scheduler', [*DIGITS, 'train_wrapper.args.sched_spec.name=CosineLR'],
-     r"^error: configs/digits.yaml: train_wrapper.args.sched_spec.name: unknown "
-     r"torch.optim.lr_scheduler schedulers name 'CosineLR'; did you mean 'CosineAnnealingLR'"),
+     '^error: ' + o('train_wrapper.args.sched_spec.name=CosineLR') +
+     r": unknown torch.optim.lr_scheduler schedulers name "
+     r"'CosineLR'; did you mean 'CosineAnnealingLR'"),
     ('override without =', [*DIGITS, 'trainer_params.max_epochs'],
      r"^error: configs/digits.yaml: override 'trainer_params.max_epochs' must look like "
      r'KEY=VALUE, \+KEY=VALUE or ~KEY$'),
@@ -60,18 +80,68 @@ CASES = [
      r"^error: configs/digits.yaml: override 'trainer_params.max_epoch=3': no key 'max_epoch' "
      r"under 'trainer_params'; did you mean 'max_epochs'\? \(use \+KEY=VALUE to add a new key\)$"),
     ('trainer typo with +', [*DIGITS, '+trainer_params.max_epoch=3'],
-     r"^error: configs/digits.yaml: trainer_params.max_epoch: unknown .*; did you mean "
-     r"'max_epochs'"),
+     '^error: ' + o('+trainer_params.max_epoch=3') + r": unknown "
+     r"pl.Trainer argument; did you mean 'max_epochs'"),
     ('interpolation', [*DIGITS, 'train_wrapper.args.sched_spec.args.T_max=${trainer.epochs}'],
-     r"^error: configs/digits.yaml: train_wrapper.args.sched_spec.args.T_max: cannot resolve: "
-     r"Interpolation key 'trainer.epochs' not found$"),
+     '^error: ' + o('train_wrapper.args.sched_spec.args.T_max=${trainer.epochs}') +
+     r": cannot resolve: Interpolation key "
+     r"'trainer.epochs' not found$"),
+    # values of the wrong type or out of range, checked against the annotations of what they go
+    # to before anything is built; an interpolated value is blamed on what it refers to
+    ('epochs not an integer', [*DIGITS, 'trainer_params.max_epochs=ten'],
+     ['^error: ' + o('trainer_params.max_epochs=ten') + r": must be "
+      r"an integer or null, but got 'ten'$",
+      '^error: ' + o('trainer_params.max_epochs=ten') + r": train_wrapper.args.sched_spec.args."
+      r"T_max: must be an integer, but got 'ten'$"]),
+    ('epochs negative', [*DIGITS, 'trainer_params.max_epochs=-3'],
+     ['^error: ' + o('trainer_params.max_epochs=-3') + r': must be at '
+      r'least 1 \(or -1: no limit\), but got -3$']),
+    ('epochs zero', [*DIGITS, 'trainer_params.max_epochs=0'],
+     ['^error: ' + o('trainer_params.max_epochs=0') + r': must be at '
+      r'least 1 \(or -1: no limit\), but got 0$']),
+    ('log interval zero', [*DIGITS, '+trainer_params.log_every_n_steps=0'],
+     '^error: ' + o('+trainer_params.log_every_n_steps=0') + r': must be at least 1, but got 0$'),
+    ('limit fraction over 1', [*DIGITS, '+trainer_params.limit_train_batches=2.5'],
+     '^error: ' + o('+trainer_params.limit_train_batches=2.5') +
+     r': must be a count of at least 1 or a fraction in \(0, 1\], but got 2.5$'),
+    ('model argument a string', [*DIGITS, "train_wrapper.args.model_spec.args.hidden='256'"],
+     '^error: ' + o("train_wrapper.args.model_spec.args.hidden='256'") +
+     r": must be a list, but got '256'$"),
+    ('milestones not a list', [*DIGITS, SCHED],
+     '^error: ' + o(SCHED) + r': train_wrapper.args.sched_spec.args.milestones: must be a list '
+     r'of integers, but got 5$'),
+    ('flag not a bool', [*DIGITS, '+train_wrapper.args.optim_spec.args.amsgrad=1'],
+     '^error: ' + o('+train_wrapper.args.optim_spec.args.amsgrad=1') +
+     r': must be true or false, but got 1$'),
+    ('checkpoint mode typo', [*DIGITS, 'checkpoint.mode=maks'],
+     '^error: ' + o('checkpoint.mode=maks') + r": must be 'min' or 'max', but "
+     r"got 'maks'$"),
+    ('type error in a file', ['--config', '{tmp}/badtype.yaml'],
+     r"^error: {tmp}/badtype.yaml:3: trainer_params.max_epochs: must be an integer or null, "
+     r"but got 'ten'$"),
+    ('several mistakes at once', [*DIGITS, 'train_wrapper.args.optim_spec.args.lr=fast',
+                                  '+trainer_params.log_every_n_steps=0', 'checkpoint.mode=maks'],
+     ['^error: ' + o('+trainer_params.log_every_n_steps=0') + ': must be at least 1',
+      '^error: ' + o('train_wrapper.args.optim_spec.args.lr=fast') + ': must be a number',
+      '^error: ' + o('checkpoint.mode=maks') + ": must be 'min' or 'max'"]),
+    # the model and the data, tried on two samples before anything is written
+    ('model does not fit the data', [*DIGITS, 'train_wrapper.args.model_spec.args.in_dim=32'],
+     '^error: ' + o('train_wrapper.args.model_spec.args.in_dim=32') +
+     r': train_wrapper.args.model_spec: does not fit the data: mat1 and mat2 shapes cannot be '
+     r'multiplied \(2x64 and 32x256\) \(a train batch of 2 is \(float32\[2, 1, 8, 8\], '
+     r'int64\[2\]\)\)$'),
+    ('no train batches', [*DIGITS, NO_BATCHES, '+data_module.args.dataloader.train.drop_last=true'],
+     '^error: ' + o('+data_module.args.dataloader.train.drop_last=true') + r': data_module: the '
+     r'train split gives no batches \(1259 samples, batch_size 5000, drop_last True\)$'),
     ('unknown transform', [*DIGITS, 'data_module.args.loader=dataloader',
                            '+data_module.args.transforms.train=[{name: RandomCrp}]'],
-     r"^error: configs/digits.yaml: data_module.args.transforms.train.0.name: unknown "
-     r"transforms name 'RandomCrp'; did you mean 'RandomCrop'"),
+     '^error: ' + o('+data_module.args.transforms.train=[{name: RandomCrp}]') +
+     r": data_module.args.transforms.train.0.name: unknown transforms name 'RandomCrp'; did you "
+     r"mean 'RandomCrop'"),
     ('dataloader typo', [*DIGITS, '+data_module.args.dataloader.train.batchsize=8'],
-     r"^error: configs/digits.yaml: data_module.args.dataloader.train.batchsize: unknown "
-     r"DataLoader setting; did you mean 'batch_size'"),
+     '^error: ' + o('+data_module.args.dataloader.train.batchsize=8') +
+     r": unknown DataLoader setting; did you mean "
+     r"'batch_size'"),
     ('gpu not integers', [*DIGITS, '--gpu', 'a,b'],
      r"^error: --gpu must be comma-separated integers like 0,1, but got 'a,b'$"),
     ('gpu missing', [*DIGITS, '--gpu', '0'], r'^error: --gpu 0: this machine has no CUDA GPU'),
@@ -85,31 +155,52 @@ CASES = [
      r"^error: --name must be a plain folder name, but got 'a/b'$"),
     ('name dotdot', [*DIGITS, '--name', '..'],
      r"^error: --name must be a plain folder name, but got '..'$"),
+    ('name empty', [*DIGITS, '--name', ''],
+     r"^error: --name must be a plain folder name, but got ''$"),
     ('name exists', [*DIGITS, '--name', 'old'],
      r'^error: run folder {save}/old already exists; continue it with --resume {save}/old, '
      r'or pick another --name$'),
     ('root_dir missing', [*MNIST, 'data_module.args.root_dir={tmp}/nowhere'],
-     r'^error: configs/mnist-classification.yaml: data_module.args.root_dir: MNIST files not '
-     r'found in {tmp}/nowhere/MNIST/raw'),
+     '^error: ' + re.escape("override 'data_module.args.root_dir=") + "{tmp}/nowhere'" +
+     r': MNIST files not found in {tmp}/nowhere/MNIST/raw'),
     ('loader typo', [*DIGITS, 'data_module.args.loader=gpu'],
-     r"^error: configs/digits.yaml: data_module.args.loader: must be 'dataloader' or 'memory', "
-     r"but got 'gpu'$"),
+     '^error: ' + o('data_module.args.loader=gpu') + r": must be "
+     r"'dataloader' or 'memory', but got 'gpu'$"),
     ('augment without memory', [*DIGITS, 'data_module.args.loader=dataloader',
                                 '+data_module.args.augment={flip: true}'],
-     r'^error: configs/digits.yaml: data_module.args.augment: needs loader: memory '),
+     '^error: ' + o('+data_module.args.augment={flip: true}') +
+     r': needs loader: memory '),
     ('augment typo', [*DIGITS, '+data_module.args.augment={crop_pad: 2}'],
-     r"^error: configs/digits.yaml: data_module.args.augment.crop_pad: unknown key; did you "
-     r"mean 'crop_padding'\? \(known: crop_padding, flip\)$"),
+     '^error: ' + o('+data_module.args.augment={crop_pad: 2}') +
+     r": data_module.args.augment.crop_pad: unknown key; did you mean 'crop_padding'\? \(known: "
+     r"crop_padding, flip\)$"),
     ('per-sample augmentation in memory', [*DIGITS, '+data_module.args.transforms.train=[{name: '
                                            'RandomCrop, args: {size: 8, padding: 1}}]'],
-     r'^error: configs/digits.yaml: data_module.args.transforms.train: runs per sample, but '
-     r'loader: memory transforms each image once'),
+     '^error: ' + o('+data_module.args.transforms.train=[{name: RandomCrop, args: {size: 8, '
+                    'padding: 1}}]') +
+     r': runs per sample, but loader: memory transforms each image once'),
     ('compile not a flag', [*DIGITS, '+train_wrapper.args.model_spec.compile=fast'],
-     r'^error: configs/digits.yaml: train_wrapper.args.model_spec.compile: must be true, false '
-     r"or a mapping of torch.compile arguments, but got 'fast'$"),
+     '^error: ' + o('+train_wrapper.args.model_spec.compile=fast') +
+     r': must be true, false or a mapping of torch.compile '
+     r"arguments, but got 'fast'$"),
     ('explain typo', [*DIGITS, '--explain', 'trainer_params.max_epoch'],
      r"^error: configs/digits.yaml: --explain trainer_params.max_epoch: no such key in the "
      r"config; did you mean 'trainer_params.max_epochs'"),
+]
+
+# What --check finds by running one train and one val batch: a monitored name nothing logs.
+CHECK_CASES = [
+    ('checkpoint monitor typo', [*DIGITS, 'checkpoint.monitor=val/accc'],
+     ['^error: ' + o('checkpoint.monitor=val/accc') + r": monitors "
+      r"'val/accc', which this run does not log; did you mean 'val/acc'\? \(it logs: train/loss, "
+      r"val/acc, val/loss\)$"]),
+    ('early stopping monitor typo', [*DIGITS, ES],
+     ['^error: ' + o(ES) + r": callbacks.0.args.monitor: monitors 'val/ac', which this run does "
+      r"not log; did you mean 'val/acc'"]),
+    ('plateau monitor typo', [*DIGITS, 'train_wrapper.args.sched_spec={name: ReduceLROnPlateau, '
+                              'monitor: val/los}'],
+     [r"^error: override .*: train_wrapper.args.sched_spec.monitor: monitors 'val/los', which "
+      r"this run does not log; did you mean 'val/loss'"]),
 ]
 
 
@@ -123,6 +214,12 @@ def workspace(tmp_path):
     (tmp / 'a.yaml').write_text('_base_: b.yaml\n')
     (tmp / 'b.yaml').write_text('_base_: a.yaml\n')
     (tmp / 'nodata.yaml').write_text('train_wrapper: {name: base}\n')
+    (tmp / 'dup.yaml').write_text(f'_base_: {ROOT}/configs/digits.yaml\ntrainer_params:\n'
+                                  '  max_epochs: 3\n  max_epochs: 4\n')
+    (tmp / 'badtype.yaml').write_text(
+        f'_base_: {ROOT}/configs/digits.yaml\ntrainer_params:\n  max_epochs: ten\n'
+        'train_wrapper:\n  args:\n    sched_spec: {_delete_: true, name: StepLR, '
+        'args: {step_size: 2}}\n')
     for run in ('old', 'nockpt', 'bad'):
         (save / run).mkdir(parents=True)
         (save / run / 'config.yaml').write_text((ROOT / 'configs/digits.yaml').read_text())
@@ -140,22 +237,37 @@ def fill(text, tmp, save, escape):
     return text
 
 
-@pytest.mark.parametrize('script', ENTRYPOINTS)
-@pytest.mark.parametrize('case, argv, message', CASES, ids=[c[0] for c in CASES])
-def test_mistake_is_one_line_exit_2_and_save_untouched(script, case, argv, message, workspace,
-                                                       capsys):
-    if case == 'gpu missing' and torch.cuda.is_available():
-        pytest.skip('this machine has a GPU')
+def assert_mistake(script, argv, messages, workspace, capsys):
+    """Exit status 2, the expected lines and no other (each under 300 characters, besides the
+    test's long temporary paths), and save/ byte-identical."""
     tmp, save = workspace
     before = tree(save)
     argv = [fill(a, tmp, save, escape=False) for a in argv] + ['--save-dir', str(save)]
     with pytest.raises(SystemExit) as info:
         utils.run_cli(ENTRYPOINTS[script], argv)
     assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert re.search(fill(message, tmp, save, escape=True), err), err
+    err = capsys.readouterr().err.strip().splitlines()
+    messages = [messages] if isinstance(messages, str) else messages
+    assert len(err) == len(messages), err
+    for got, message in zip(err, messages):
+        assert re.search(fill(message, tmp, save, escape=True), got), got
+        assert len(got.replace(str(tmp), 'tmp').replace(str(save), 'save')) < 300, got
     assert tree(save) == before
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('case, argv, message', CASES, ids=[c[0] for c in CASES])
+def test_mistake_is_one_line_exit_2_and_save_untouched(script, case, argv, message, workspace,
+                                                       capsys):
+    if case == 'gpu missing' and torch.cuda.is_available():
+        pytest.skip('this machine has a GPU')
+    assert_mistake(script, argv, message, workspace, capsys)
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('case, argv, message', CHECK_CASES, ids=[c[0] for c in CHECK_CASES])
+def test_check_finds_what_one_batch_shows(script, case, argv, message, workspace, capsys):
+    assert_mistake(script, [*argv, '--check'], message, workspace, capsys)
 
 
 @pytest.mark.parametrize('script', ENTRYPOINTS)
@@ -163,10 +275,25 @@ def test_real_command_line_prints_one_line_without_traceback(script, tmp_path):
     result = run_command(script, *DIGITS, 'train_wrapper.args.model_spec.name=mlpp',
                          '--save-dir', str(tmp_path / 'save'))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: configs/digits.yaml: train_wrapper.args.model_spec.name: unknown models name "
-        f"'mlpp'; did you mean 'mlp'? (known: {', '.join(models.list())})"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: override 'train_wrapper.args.model_spec.name=mlpp': unknown models name 'mlpp'; "
+        "did you mean 'mlp'? (known: airbench, "), lines
     assert not (tmp_path / 'save').exists()
     with_debug = run_command(script, *DIGITS, 'train_wrapper.args.model_spec.name=mlpp',
                              '--debug', '--save-dir', str(tmp_path / 'save'))
     assert 'Traceback' in with_debug.stderr
+
+
+def test_config_mistake_is_found_before_lightning_is_imported():
+    """train_pl.py checks the config, data, task and trainer_params before it imports Lightning
+    (most of its start-up): a mistake is reported in about the time of importing torch."""
+    code = ('import sys, utils, train_pl\n'
+            'try:\n'
+            '    utils.run_cli(train_pl.main, sys.argv[1:])\n'
+            'except SystemExit as e:\n'
+            '    print(e.code, "pytorch_lightning" in sys.modules)\n')
+    for mistake in ('trainer_params.max_epochs=ten', 'train_wrapper.args.model_spec.name=mlpp',
+                    'train_wrapper.args.model_spec.args.in_dim=3'):
+        result = run_command('-c', code, *DIGITS, mistake)
+        assert result.stdout.split() == ['2', 'False'], (mistake, result.stdout, result.stderr)

@@ -90,7 +90,7 @@ def test_trainer_settings_a_gan_cannot_honour_are_refused_before_training(settin
                                             '--name', 'gan', '--save-dir', str(save_dir)])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        f'error: configs/digits-dcgan.yaml: trainer_params.{setting}: GAN steps 2 optimizers '
+        f"error: override '+trainer_params.{setting}={value}': GAN steps 2 optimizers "
         f'in turn, so it cannot honour {setting}: {value!r}; do it in its training_step')
     assert tree(save_dir) == {}
 

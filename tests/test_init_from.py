@@ -112,7 +112,7 @@ def test_the_wrapper_prefix_that_fits_is_chosen(tmp_path, capsys):
     assert capsys.readouterr().err == ''  # everything fit: no warning
 
 
-KEY = 'error: configs/digits.yaml: train_wrapper.args.model_spec.init_from'
+KEY = r"error: override '\+?train_wrapper\.args\.model_spec\.init_from=[^']*'"
 ERRORS = [
     ('no such run', [f'{INIT}={{save}}/nope'],
      rf'^{KEY}: no such run folder or checkpoint file: {{save}}/nope$'),

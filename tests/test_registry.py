@@ -53,13 +53,17 @@ def test_dotted_names_import():
     assert type(early).__name__ == 'EarlyStopping'
 
 
-def test_unknown_name_lists_close_matches_and_every_name():
+def test_unknown_name_lists_close_matches_and_the_names():
     with pytest.raises(utils.ConfigError,
                        match=r"unknown models name 'resnet81'; did you mean 'resnet18' or "
                              r"'resnet50' or 'resnet34'\? \(known: airbench, convnet, "
+                             r"dcgan_discriminator, dcgan_generator, lenet5, mlp, resnet18, resnet34, resnet50\)"):
+        models.make({'name': 'resnet81'})
+    with pytest.raises(utils.ConfigError,  # no near name: every name, up to a line's length
+                       match=r"unknown models name 'transformer' \(known: airbench, convnet, "
                              r"dcgan_discriminator, dcgan_generator, lenet5, mlp, resnet18, "
                              r"resnet34, resnet50\)"):
-        models.make({'name': 'resnet81'})
+        models.make({'name': 'transformer'})
 
 
 def test_bad_dotted_name_is_a_config_error():

@@ -177,10 +177,10 @@ def test_test_py_evaluates_and_predicts_a_regression_run(script, train, tmp_path
 
 @pytest.mark.parametrize('script', ENTRYPOINTS)
 @pytest.mark.parametrize('override, message', [
-    ('checkpoint.mode=maks', "checkpoint.mode: must be 'min' or 'max', but got 'maks'"),
-    ('+checkpoint.monitr=val/acc', "checkpoint.monitr: unknown argument 'monitr' for checkpoint; "
-                                   "did you mean 'monitor'?"),
-    ('checkpoint.save_top_k=two', "checkpoint.save_top_k: must be a number, but got 'two'"),
+    ('checkpoint.mode=maks', "must be 'min' or 'max', but got 'maks'"),
+    ('+checkpoint.monitr=val/acc', "unknown argument 'monitr' for checkpoint; did you mean "
+                                   "'monitor'?"),
+    ('checkpoint.save_top_k=two', "must be a number, but got 'two'"),
     ('+callbacks=[{name: early_stopping, args: {patience: 0}}]',
      'callbacks.0.args.patience: must be an integer >= 1, but got 0')])
 def test_checkpoint_and_early_stopping_mistakes_read_alike_in_both(override, message, script,
@@ -189,7 +189,7 @@ def test_checkpoint_and_early_stopping_mistakes_read_alike_in_both(override, mes
         utils.run_cli(ENTRYPOINTS[script], ['--config', 'configs/digits.yaml', override,
                                             '--name', 'run', '--save-dir', str(save_dir)])
     err = capsys.readouterr().err.strip()
-    assert stop.value.code == 2 and err.startswith(f'error: configs/digits.yaml: {message}'), err
+    assert stop.value.code == 2 and err.startswith(f"error: override '{override}': {message}"), err
     assert not save_dir.exists()
 
 
@@ -230,7 +230,7 @@ def test_a_metric_mistake_is_one_line(metric, message, save_dir, capsys):
             '--save-dir', str(save_dir)])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.startswith(
-        f'error: configs/diabetes-regression.yaml: train_wrapper.args.{message}'), err
+        f"error: override 'train_wrapper.args.metrics=[{metric}]': train_wrapper.args.{message}"), err
     assert not save_dir.exists()
 
 
@@ -294,6 +294,6 @@ def test_accumulating_zero_batches_is_refused_before_the_run(script, save_dir, c
                                             '+trainer_params.accumulate_grad_batches=0',
                                             '--save-dir', str(save_dir)])
     assert stop.value.code == 2 and capsys.readouterr().err.strip() == (
-        'error: configs/digits.yaml: trainer_params.accumulate_grad_batches: must be an integer '
-        '>= 1, but got 0')
+        "error: override '+trainer_params.accumulate_grad_batches=0': must be at least 1, but "
+        'got 0')
     assert not save_dir.exists()

@@ -26,8 +26,10 @@ A config is a YAML mapping:
 """
 from .config import (Provenance, apply_overrides, check_config, interpolate, load_config,
                      load_yaml, parse_yaml)
-from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
+from .errors import (ConfigError, ConfigErrors, Mistakes, TrainingStopped, at_key, close_matches,
+                     each, listing, run_cli, short)
 from .registry import Registry, accepted_args, check_args, import_path
+from .types import check_trainer_params
 from .seed import all_rng_states, rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_report,
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
@@ -42,3 +44,4 @@ from .guards import NAN_POLICIES, StopSignals, agreed, check_nan_policy, loss_is
 from .checkpoints import CheckpointPolicy
 from .early_stopping import EarlyStopping
 from .progress import Progress
+from .monitors import check_monitors, monitored

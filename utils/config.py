@@ -12,6 +12,7 @@ section schema, and a record of where every value came from (for --explain).
 Order: bases (depth first, in list order), the file, overrides, --seed, then interpolation
 (OmegaConf), so `trainer_params.max_epochs=5` on the command line also moves T_max above.
 """
+import contextlib
 import copy
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, at_key, close_matches
+from .errors import ConfigError, at_key, close_matches, each
 
 SECTIONS = {'data_module': dict, 'train_wrapper': dict, 'trainer_params': dict,
             'checkpoint': dict, 'callbacks': list, 'seed': int, 'test': bool,
@@ -62,6 +63,9 @@ def read_yaml(path):
         node = loader.get_single_node()
         cfg = loader.construct_document(node) if node is not None else None
         lines = _key_lines(node)
+    except DuplicateKey as e:
+        raise ConfigError(f"duplicate key '{e.key}' (first on line {e.first}): YAML keeps the "
+                          'last one without a word; keep one', file=f'{path}:{e.line}') from None
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f'{path}:{mark.line + 1}' if mark else str(path)
@@ -80,7 +84,13 @@ def load_yaml(path):
     return read_yaml(path)[0]
 
 
+class DuplicateKey(Exception):
+    def __init__(self, key, first, line):
+        self.key, self.first, self.line = key, first, line
+
+
 def _key_lines(node, path=(), out=None):
+    """{key path: line} of a YAML node tree; a key twice in one mapping is a DuplicateKey."""
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         children = [(str(k.value), k, v) for k, v in node.value]
@@ -88,8 +98,13 @@ def _key_lines(node, path=(), out=None):
         children = [(str(i), v, v) for i, v in enumerate(node.value)]
     else:
         return out
+    seen = {}
     for key, key_node, value in children:
-        out[path + (key,)] = key_node.start_mark.line + 1
+        line = key_node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode) and key in seen and key != '<<':
+            raise DuplicateKey('.'.join(path + (key,)), seen[key], line)
+        seen[key] = line
+        out[path + (key,)] = line
         _key_lines(value, path + (key,), out)
     return out
 
@@ -110,11 +125,48 @@ class Provenance:
 
     def __init__(self):
         self.history = {}
+        self.when = {}  # key path -> when it was last set (a count): who set a subtree last
+        self.clock = 0
 
     def _record(self, path, source, value):
         history = self.history.setdefault(path, [])
         if not (value is DELETED and history and history[-1][1] is DELETED):
             history.append((source(path) if callable(source) else source, value))
+            self.clock += 1
+            self.when[path] = self.clock
+
+    def source(self, key, depth=0):
+        """Who last set the value at `key` ('a.b.0.c') or anything under it: a file and
+        line, an override, --seed; the nearest enclosing key's when `key` itself has none,
+        and the referenced key's for a value that is one `${other.key}`."""
+        path = tuple(str(key).split('.')) if key else ()
+        while path:
+            under = [p for p in self.history if p[:len(path)] == path]
+            if under:
+                break
+            path = path[:-1]
+        if not path:  # a key no source has set (a missing section): the config file's
+            return None
+        last = max(under, key=lambda p: self.when.get(p, -1))
+        source, raw = self.history[last][-1]
+        reference = re.fullmatch(r'\$\{([\w.]+)\}', raw) if isinstance(raw, str) else None
+        if reference and depth < 10 and reference.group(1) != key:
+            return self.source(reference.group(1), depth + 1) or source
+        return source
+
+    @contextlib.contextmanager
+    def blamed(self, file):
+        """Name, in every ConfigError raised inside, what set the value it is about (an
+        override, a file's line) instead of the config file alone."""
+        try:
+            yield
+        except ConfigError as e:
+            for one in each(e):
+                if one.file is None or str(one.file) == str(file):
+                    one.file = (self.source(one.key) if one.key else None) or file
+                    if one.key and _override_key(one.file) == one.key:
+                        one.key = None  # the override names the key already
+            raise
 
     def set(self, path, value, source):
         for old in list(self.history):  # what lived under this key is gone
@@ -157,6 +209,12 @@ class Provenance:
                 elif raw is not DELETED:  # a deletion then a value is a replacement
                     lines.append(f'  replacing {_flow(raw)} from {source}')
         return lines
+
+
+def _override_key(source):
+    """The KEY of a source "override '[+]KEY=VALUE'" (None for any other source)."""
+    match = re.fullmatch(r"override '\+?([^=]*)=.*'", str(source), re.S)
+    return match.group(1) if match else None
 
 
 def _lookup(cfg, path):
@@ -269,6 +327,7 @@ def load_config(path, overrides=(), seed=None, provenance=None):
         if seed is not None:
             cfg['seed'] = seed
             provenance.set(('seed',), seed, '--seed')
+    with provenance.blamed(shown(path)):
         cfg = interpolate(cfg)
         check_config(cfg)
     return cfg

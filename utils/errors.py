@@ -17,16 +17,81 @@ class ConfigError(Exception):
         return ': '.join(where + [self.message])
 
 
+class ConfigErrors(ConfigError):
+    """Several mistakes of one config, found together (Mistakes): one line each."""
+
+    LIMIT = 10
+
+    def __init__(self, errors):
+        super().__init__(errors[0].message, errors[0].key, errors[0].file)
+        self.errors = errors[:self.LIMIT]
+
+    def __str__(self):
+        return '\n'.join(str(e) for e in self.errors)
+
+    def lines(self):
+        return [str(e) for e in self.errors]
+
+
+def each(error):
+    """The single mistakes in a ConfigError (ConfigErrors holds several)."""
+    return error.errors if isinstance(error, ConfigErrors) else [error]
+
+
 @contextlib.contextmanager
 def at_key(key, file=None):
     """Prefix the key path (and name the file) of any ConfigError raised inside."""
     try:
         yield
     except ConfigError as e:
-        if key:
-            e.key = f'{key}.{e.key}' if e.key else key
-        e.file = e.file or file
+        for one in each(e):
+            if key:
+                one.key = f'{key}.{one.key}' if one.key else key
+            one.file = one.file or file
         raise
+
+
+class Mistakes:
+    """The mistakes of independent parts of a config, reported together rather than one per
+    try: `with mistakes.part(): ...` for each part, then `mistakes.raise_them()`. A part that
+    failed returns nothing, so what needs it is skipped (`if task is not None`)."""
+
+    def __init__(self):
+        self.found = []
+
+    @contextlib.contextmanager
+    def part(self):
+        try:
+            yield
+        except ConfigError as e:
+            self.found.extend(each(e))
+
+    def raise_them(self):
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise ConfigErrors(self.found)
+
+
+def listing(names, label='known', width=150, short=False):
+    """' (known: a, b, c)', cut to about `width` characters, so that an error stays one short
+    line. `short`: beside a 'did you mean' hint, a list longer than 100 characters is only
+    counted."""
+    names = [str(n) for n in names]
+    if short and len(', '.join(names)) > 100:
+        return f' ({len(names)} {label})'
+    shown = []
+    for name in names:
+        if sum(len(n) + 2 for n in shown) + len(name) > width:
+            return f" ({label}: {', '.join(shown)}, ... {len(names) - len(shown)} more)"
+        shown.append(name)
+    return f" ({label}: {', '.join(shown)})"
+
+
+def short(value, width=80):
+    """repr(value), cut to `width` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + '...'
 
 
 def close_matches(word, choices):
@@ -47,5 +112,6 @@ def run_cli(main, argv=None):
     except (ConfigError, TrainingStopped) as e:
         if '--debug' in argv:
             raise
-        print(f'error: {e}', file=sys.stderr)
+        for one in each(e) if isinstance(e, ConfigError) else [e]:
+            print(f'error: {one}', file=sys.stderr)
         sys.exit(2 if isinstance(e, ConfigError) else 1)

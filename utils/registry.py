@@ -7,7 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, at_key, close_matches
+from . import types
+from .errors import ConfigError, Mistakes, at_key, close_matches, listing
 
 
 class Registry:
@@ -50,7 +51,7 @@ class Registry:
             return import_path(name)
         known = self.list()
         typo = close_matches(name, known)
-        raise ConfigError(f"unknown {self.kind} name '{name}'{typo} (known: {', '.join(known)})"
+        raise ConfigError(f"unknown {self.kind} name '{name}'{typo}{listing(known, short=typo)}"
                           f'{self.how_to_register(name, typo)}', key='name')
 
     def how_to_register(self, name, typo=''):
@@ -145,18 +146,27 @@ def accepted_args(target):
 
 
 def check_args(target, kwargs, label, prefix='args.'):
-    """Unknown, missing and non-numeric-where-a-number-is-expected arguments, as ConfigErrors."""
+    """Every unknown, missing or mistyped argument (utils/types.py), as ConfigErrors: all of
+    them at once."""
     accepted = accepted_args(target)
     if accepted is None:
         return
+    typed = types.parameters(target)
+    mistakes = Mistakes()
     for name, value in kwargs.items():
-        if name not in accepted:
-            raise ConfigError(f"unknown argument '{name}' for {label}"
-                              f'{close_matches(name, accepted)} '
-                              f"(accepted: {', '.join(sorted(accepted))})", key=prefix + name)
-        default = accepted[name]
-        if type(default) in (int, float) and isinstance(value, str):
-            raise ConfigError(f'must be a number, but got {value!r}', key=prefix + name)
+        with mistakes.part():
+            if name not in accepted:
+                typo = close_matches(name, accepted)
+                raise ConfigError(f"unknown argument '{name}' for {label}{typo}"
+                                  f'{listing(sorted(accepted), "accepted", short=typo)}',
+                                  key=prefix + name)
+            annotation, default = typed.get(name, (inspect.Parameter.empty, accepted[name]))
+            wrong = types.problem(name, annotation, default, value)
+            if wrong:
+                raise ConfigError(wrong, key=prefix + name)
     for name, default in accepted.items():
         if default is inspect.Parameter.empty and name not in kwargs:
-            raise ConfigError(f"{label} needs argument '{name}'", key=prefix.rstrip('.') or None)
+            with mistakes.part():
+                raise ConfigError(f"{label} needs argument '{name}'",
+                                  key=prefix.rstrip('.') or None)
+    mistakes.raise_them()

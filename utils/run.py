@@ -184,7 +184,7 @@ class Run:
                 raise ConfigError('--config is required (or --resume a run)')
             self.config_path = Path(args.config)
             self.ckpt = None
-            name = args.name or self.config_path.stem
+            name = self.config_path.stem if args.name is None else args.name
             check_name(name)
             self.dir = Path(args.save_dir) / name
             if self.dir.exists() and is_rank_zero() and not self.looking and not self.reopen:
@@ -199,6 +199,10 @@ class Run:
             raise ConfigError('a sweep config; run it with tune.py (or leave the sweep out '
                               'with ~search)', key='search', file=shown(self.config_path))
         self.gpus = parse_gpus(args.gpu)
+
+    def blamed(self):
+        """A ConfigError raised inside names what set the value: a file's line, an override."""
+        return self.provenance.blamed(shown(self.config_path))
 
     def print_config(self, explain=None):
         """--print-config: the resolved config; --explain KEY: where KEY's value came from."""
