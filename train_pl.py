@@ -59,6 +59,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         utils.atomic_save(checkpoint, path)
 
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
+        # tensors and plain containers only, whatever the caller asked: a checkpoint is data
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
 
 def make_trainer(run, callback_list, save, module):
     params = dict(run.cfg.get('trainer_params') or {})
@@ -119,6 +123,9 @@ def build(run, save, extra_callbacks):
         optimizers_of(task, params)  # a dry run: bad optimizer names fail now
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)
+        if run.ckpt:  # another model's checkpoint or config: refused before any write
+            utils.check_fits(task, utils.load_checkpoint(run.ckpt)['state_dict'],
+                             f'--resume {run.ckpt}')
         data.setup()  # the splits: their sizes are checked before the run folder exists
         callback_list = make_callbacks(cfg, run, save) + list(extra_callbacks)
         if not save:
@@ -168,7 +175,8 @@ def main(argv, extra_callbacks=()):
     if trainer.is_global_zero and not run.resuming:
         utils.write_hparams(trainer.logger.experiment, cfg, module.task.summary_metrics())
     try:
-        trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt)
+        trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
+                    weights_only=True)
     except Interrupted as e:
         message = utils.stopped_message(e.signum, trainer.current_epoch + 1, trainer.global_step,
                                         'train_pl.py', run.dir)
@@ -178,7 +186,7 @@ def main(argv, extra_callbacks=()):
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:
         trainer.test(module, datamodule=LightningData(data, cfg['seed']),
-                     ckpt_path=best_checkpoint(trainer))
+                     ckpt_path=best_checkpoint(trainer), weights_only=True)
     if trainer.is_global_zero:
         run.announce()
 

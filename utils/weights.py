@@ -131,3 +131,21 @@ def best_prefix(state_dict, own):
 def _names(keys, shown=3):
     keys = list(keys)
     return ', '.join(keys[:shown]) + (', ...' if len(keys) > shown else '') if keys else 'none'
+
+
+def check_fits(module, state_dict, what):
+    """A one-line ConfigError, starting with `what`, unless `state_dict` loads into `module`
+    strictly: a resume checks its checkpoint against the model its config builds before the
+    run folder is touched (another model's config or checkpoint would fail after that)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f'{k} {list(state_dict[k].shape)} in the checkpoint, {list(v.shape)} in the model'
+              for k, v in own.items() if k in state_dict and hasattr(state_dict[k], 'shape')
+              and state_dict[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        found = [f'{len(missing)} missing ({_names(missing)})' if missing else '',
+                 f'{len(unexpected)} unexpected ({_names(unexpected)})' if unexpected else '',
+                 f'other shapes: {_names(shapes, shown=2)}' if shapes else '']
+        raise ConfigError(f'{what}: its weights do not fit the model of this config: '
+                          f"{'; '.join(f for f in found if f)}")
