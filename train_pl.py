@@ -185,8 +185,13 @@ def main(argv, extra_callbacks=()):
             run.log(message)
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:
-        trainer.test(module, datamodule=LightningData(data, cfg['seed']),
-                     ckpt_path=best_checkpoint(trainer), weights_only=True)
+        tested, step = best_checkpoint(trainer), trainer.global_step
+        if tested:
+            step = utils.load_checkpoint(tested, mmap=True)['global_step']
+        trainer.test(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=tested,
+                     weights_only=True)
+        if trainer.is_global_zero:
+            run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
     if trainer.is_global_zero:
         run.announce()
 

@@ -30,7 +30,7 @@ from .errors import ConfigError, TrainingStopped, at_key, close_matches, run_cli
 from .registry import Registry, accepted_args, check_args, import_path
 from .seed import all_rng_states, rng_state, seed_everything, set_rng_state
 from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_output,
-                  check_report, disk_errors, write_text,
+                  check_report, disk_errors, replace_atomically, tested_line, write_text,
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start, write_git_state)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,

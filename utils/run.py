@@ -384,6 +384,11 @@ def remove_stale_temporaries(run_dir):
             tmp.unlink()
 
 
+def tested_line(ckpt, global_step):
+    """log.txt's record of what the test split was evaluated with; plot.py reads its step."""
+    return f"tested {ckpt or 'the weights at the end of training'} at global_step {global_step}"
+
+
 def append_log(run_dir, line):
     """One line at the end of the run's log.txt."""
     with open(Path(run_dir) / 'log.txt', 'a') as f:
