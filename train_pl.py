@@ -148,7 +148,10 @@ def check(module, data, trainer, run):
     batches = {'train': next(iter(data.train_dataloader()))}
     if module.task.validates and len(data.splits['val']):
         batches['val'] = next(iter(data.val_dataloader()))
-    trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
+    try:
+        trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
+    except Interrupted as e:  # Ctrl-C: RunState stopped at the step; nothing was written
+        utils.run.interrupted_check(e.signum, None)
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
