@@ -233,6 +233,7 @@ def make_tuner(search, sweep, folder, args):
     from ray import tune
     from ray.tune import Callback
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     class RecordFinished(Callback):
         """finished.json: the trials Ray ended (done, or stopped by ASHA), which a --resume
@@ -242,7 +243,7 @@ def make_tuner(search, sweep, folder, args):
             names = finished_trials(folder)
             name = trial_name(trial.config, trial.trial_id, search['search_alg'])
             utils.write_text(folder / 'finished.json', json.dumps(sorted({*names, name})))
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
                                     {'cpu': search['resources']['cpu'],
                                      'gpu': search['resources']['gpu']})

@@ -4,6 +4,7 @@ folders are compared byte for byte before and after."""
 import errno
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -367,3 +368,16 @@ def test_a_payload_in_a_sweeps_ray_state_never_runs_on_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == checkpoints  # not trained again
     with open(folder / 'results.csv') as f:
         assert f.read().count('done') == 2
+
+
+def test_a_payload_in_a_cifar_batch_never_runs(cifar10_root, tmp_path):
+    # torchvision unpickles CIFAR's batches, and runyard skips their md5 (copies of them are
+    # fine): only arrays may come out of them
+    import datasets
+    marker = tmp_path / 'marker'
+    batch = cifar10_root / 'cifar-10-batches-py' / 'data_batch_2'
+    batch.write_bytes(pickle.dumps({'data': Payload(marker), 'labels': []}, protocol=2))
+    data = datasets.make({'name': 'cifar10', 'args': {'root_dir': str(cifar10_root)}})
+    with pytest.raises(utils.ConfigError, match=r'data_batch_2: holds a (builtins|io)\.open'):
+        data.setup()
+    assert not marker.exists()
