@@ -381,3 +381,14 @@ def test_a_payload_in_a_cifar_batch_never_runs(cifar10_root, tmp_path):
     with pytest.raises(utils.ConfigError, match=r'data_batch_2: holds a (builtins|io)\.open'):
         data.setup()
     assert not marker.exists()
+
+
+def test_the_next_start_removes_the_folder_a_killed_start_left(tmp_path):
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not utils.run.process_alive(pid))
+    save = tmp_path / 'save'
+    abandoned = save / f'.run.tmp-{utils.run.HOST}-{dead}'
+    elsewhere = save / f'.run.tmp-another_host-{dead}'  # maybe still in the making
+    for folder in (abandoned, elsewhere):
+        (folder / 'src').mkdir(parents=True)
+    utils.run_cli(train.main, [*DIGITS, '--name', 'run', '--save-dir', str(save)])
+    assert sorted(p.name for p in save.iterdir()) == [elsewhere.name, 'run']

@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -355,7 +356,8 @@ def build_then_rename(path, fill):
     renamed into place; a failure removes it. Of two processes making one path at once, the
     second gets a one-line refusal."""
     path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+    remove_abandoned(path)
+    tmp = path.with_name(f'.{path.name}.tmp-{HOST}-{os.getpid()}')
     try:
         tmp.mkdir()
         fill(tmp)
@@ -372,9 +374,31 @@ def build_then_rename(path, fill):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+HOST = socket.gethostname().replace('-', '_')
+
+
+def remove_abandoned(path):
+    """The temporary folders of `path` that a killed process of this machine left (a folder of
+    a process elsewhere on a shared disk may still be in the making)."""
+    for tmp in Path(path).parent.glob(f'.{Path(path).name}.tmp-{HOST}-*'):
+        pid = tmp.name.rsplit('-', 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def remove_stale_temporaries(run_dir):
     """What a killed write left in a run folder: `.NAME.tmp` files of replace_atomically and
-    `.src.tmp-PID` folders of build_then_rename. Rank 0 alone writes, so none is in use."""
+    `.src.tmp-HOST-PID` folders of build_then_rename. Rank 0 alone writes, so none is in use."""
     run_dir = Path(run_dir)
     for tmp in [*run_dir.glob('.*.tmp'), *run_dir.glob('ckpt/.*.tmp'),
                 *run_dir.glob('.*.tmp-*')]:
