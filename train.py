@@ -130,10 +130,10 @@ def build(run, device, rank, world_size):
         with utils.at_key('train_wrapper'):  # on resume, the weights are in the checkpoint
             task = models.make_task(utils.without_init_from(cfg['train_wrapper'])
                                     if run.ckpt else cfg['train_wrapper']).to(device)
-        if run.ckpt:  # another model's checkpoint or config: refused before any write
-            utils.check_fits(task, utils.load_checkpoint(run.ckpt)['state_dict'],
-                             f'--resume {run.ckpt}')
         pairs = optimizers_of(task, params)
+        if run.ckpt:  # another model's checkpoint or config: refused before any write
+            utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
+                                  f'--resume {run.ckpt}')
         policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
         write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
         data.setup()

@@ -120,12 +120,12 @@ def build(run, save, extra_callbacks):
             # be gone)
             spec = cfg['train_wrapper']
             task = models.make_task(utils.without_init_from(spec) if run.ckpt else spec)
-        optimizers_of(task, params)  # a dry run: bad optimizer names fail now
+        pairs = optimizers_of(task, params)  # a dry run: bad optimizer names fail now
+        if run.ckpt:  # another model's checkpoint or config: refused before any write
+            utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
+                                  f'--resume {run.ckpt}')
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)
-        if run.ckpt:  # another model's checkpoint or config: refused before any write
-            utils.check_fits(task, utils.load_checkpoint(run.ckpt)['state_dict'],
-                             f'--resume {run.ckpt}')
         data.setup()  # the splits: their sizes are checked before the run folder exists
         callback_list = make_callbacks(cfg, run, save) + list(extra_callbacks)
         if not save:

@@ -143,6 +143,16 @@ def test_a_resume_with_another_models_config_or_checkpoint_leaves_the_folder_as_
     other_ckpt = run_command(script, '--resume', str(folder / 'ckpt' / 'narrow.ckpt'),
                              'trainer_params.max_epochs=3')
     assert 'do not fit the model' in one_line_error(other_ckpt)
+    # the same model, another optimizer or lr scheduler: Lightning would load Adam's state
+    # into SGD and fail at its first step, after the folder was written
+    for override, message in (('train_wrapper.args.optim_spec.name=SGD',
+                               "optimizer 0 state does not fit this config's SGD"),
+                              ('train_wrapper.args.sched_spec={name: StepLR, args: '
+                               '{step_size: 1}}',
+                               "lr scheduler 0 state does not fit this config's StepLR")):
+        other = run_command(script, '--resume', str(folder), '--config', 'configs/digits.yaml',
+                            *SHRINK, 'trainer_params.max_epochs=3', override)
+        assert message in one_line_error(other)
     assert tree(folder) == before
 
 

@@ -36,7 +36,7 @@ from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, c
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
                    write_hparams, write_images)
 from .speed import first_step_line, process_age, set_tf32, speed_settings
-from .weights import (best_checkpoint, check_fits, find_checkpoint, init_from, load_checkpoint,
+from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
 from .guards import NAN_POLICIES, StopSignals, agreed, check_nan_policy, loss_is_usable, \
     stopped_message
