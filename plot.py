@@ -64,9 +64,17 @@ def read_run(path):
         raise utils.ConfigError(f'{path}: no scalars logged yet')
     scalars = {tag: [(s, v) for s, (_, v) in sorted(p.items())] for tag, p in latest.items()}
     config, log = path / 'config.yaml', path / 'log.txt'
+    text = log.read_text() if log.is_file() else ''
     # train.py's events carry no epoch number, but both entrypoints end every epoch with an
     # `epoch N/M ...` line in log.txt
-    epochs = re.findall(r'^epoch (\d+)/', log.read_text(), flags=re.M) if log.is_file() else []
+    epochs = re.findall(r'^epoch (\d+)/', text, flags=re.M)
+    # the test split is logged after training, but evaluates the checkpoint it names in
+    # log.txt (the best one, often): its point goes where that checkpoint's validation is
+    # (global_step S is S steps done: the last of them is step S - 1, 0-based)
+    tested = re.findall(r'^tested .* at global_step (\d+)$', text, flags=re.M)
+    if tested:
+        for tag in [t for t in scalars if split(t) == 'test']:
+            scalars[tag] = [(max(int(tested[-1]) - 1, 0), scalars[tag][-1][1])]
     # steps are 0-based batch indices in both entrypoints; test/ comes after training
     steps = [s for tag, points in scalars.items() if split(tag) != 'test' for s, _ in points]
     return {'name': path.name, 'scalars': scalars,
@@ -88,6 +96,19 @@ def pick_tags(runs, wanted):
     return sorted(tags, key=lambda t: (order.index(split(t)) if split(t) in order else 3, t))
 
 
+# Curves that are settings, not scores (a learning rate schedule, LearningRateMonitor's
+# lr-Adam): no better or worse
+SETTINGS = re.compile(r'(^|[/_-])(lr|learning_rate|momentum|weight_decay|epoch)($|[/_-])')
+LOWER = ('loss', 'mae', 'mse', 'error')
+
+
+def panel_title(name, tags, runs):
+    """The tags of a panel, and which way is better when the metric is a score."""
+    if any(SETTINGS.search(t) for t in tags):
+        return ', '.join(tags)
+    return f"{', '.join(tags)} ({'lower' if lower_is_better(name, runs) else 'higher'} is better)"
+
+
 def lower_is_better(tag, runs):
     # the checkpoint's monitor tells (ModelCheckpoint's mode defaults to min), for every split
     # of that metric; otherwise go by the name
@@ -95,7 +116,7 @@ def lower_is_better(tag, runs):
         checkpoint = run['cfg'].get('checkpoint') or {}
         if str(checkpoint.get('monitor')).split('/')[-1] == tag.split('/')[-1]:
             return checkpoint.get('mode', 'min') == 'min'
-    return 'loss' in tag
+    return any(word in tag.split('/')[-1] for word in LOWER)
 
 
 def draw(runs, tags, out):
@@ -119,8 +140,7 @@ def draw(runs, tags, out):
         # losses fall by orders of magnitude: on a linear axis the end of training looks flat
         if 'loss' in name and min(values) > 0:
             ax.set_yscale('log')
-        better = 'lower' if lower_is_better(name, runs) else 'higher'
-        ax.set_title(f"{', '.join(groups[name])} ({better} is better)")
+        ax.set_title(panel_title(name, groups[name], runs))
         ax.set_xlabel('training step')
         ax.grid(True, which='both', alpha=0.3)
     for ax in axes[len(names):]:
@@ -129,7 +149,8 @@ def draw(runs, tags, out):
     handles += [Line2D([], [], color='grey', label=s, **STYLES[s]) for s in STYLES
                 if any(split(t) == s for t in tags)]
     fig.legend(handles=handles, loc='outside right upper')
-    fig.savefig(out, dpi=110)
+    # a new file renamed into place: a hard link to the old one keeps its bytes
+    utils.replace_atomically(out, lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
 
 
 def table(runs, tags):
@@ -168,6 +189,8 @@ def main(argv):
         raise utils.ConfigError(f"--out must be a .png file, but got '{out}'")
     if args.out and not out.parent.is_dir():
         raise utils.ConfigError(f'--out {out}: no such folder {out.parent}')
+    # its own PNGs may be drawn again; no other file of a run folder (samples/epoch=001.png)
+    utils.check_output(out, ('*.png',), '--out' if args.out else 'the curves')
     runs = [read_run(Path(p)) for p in args.runs]
     if len({r['name'] for r in runs}) < len(runs):  # save/a and other/a: tell them apart
         for run, path in zip(runs, args.runs):

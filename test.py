@@ -200,19 +200,29 @@ def predict(trainer, module, x, batch_size, target):
             from None
 
 
+# test.py's own files in a run folder, the only ones of it that it writes over
+OWN_OUTPUTS = ('eval/*.csv', 'eval/*.json')
+
+
 def write_predictions(path, names, task, outputs):
     header, rows = task.prediction_table(outputs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['input', *header])
-        writer.writerows([name, *row] for name, row in zip(names, rows))
+
+    def write(tmp):
+        with open(tmp, 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['input', *header])
+            writer.writerows([name, *row] for name, row in zip(names, rows))
+    with utils.disk_errors():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    utils.replace_atomically(path, write)  # a new file: never written through a hard link
 
 
 def main(argv):
     args = parser().parse_args(argv)
     if args.out and not args.predict:
         raise utils.ConfigError('--out names the predictions CSV: it goes with --predict')
+    if args.out:  # before anything runs: never over a checkpoint of a run folder
+        utils.check_output(args.out, OWN_OUTPUTS, '--out')
     gpus = utils.parse_gpus(args.gpu)
     if len(gpus) > 1:
         raise utils.ConfigError(f'--gpu takes one GPU, but got {args.gpu}')
@@ -229,10 +239,11 @@ def main(argv):
     where = f"{ckpt} (epoch={state.get('epoch')}, global_step={state.get('global_step')})"
 
     if args.predict:
+        out = utils.check_output(args.out or run_dir / 'eval' / 'predictions.csv', OWN_OUTPUTS,
+                                 '--out')
         names, x = read_inputs(args.predict, data)
         outputs = predict(trainer, module, x, data.loader_settings['test']['batch_size'],
                           args.predict)
-        out = Path(args.out or run_dir / 'eval' / 'predictions.csv')
         write_predictions(out, names, module.task, outputs)
         print(f'{where}: {len(names)} predictions written to {out}')
         return
@@ -245,8 +256,9 @@ def main(argv):
     report = {'run': str(run_dir), 'checkpoint': str(ckpt), 'epoch': state.get('epoch'),
               'global_step': state.get('global_step'), 'split': args.split, 'metrics': metrics}
     out = run_dir / 'eval' / f'{args.split}.json'
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + '\n')
+    with utils.disk_errors():
+        out.parent.mkdir(exist_ok=True)
+    utils.write_text(out, json.dumps(report, indent=2) + '\n')
     print(f'written to {out}')
 
 

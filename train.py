@@ -134,6 +134,9 @@ def build(run, device, rank, world_size):
         if task is not None:
             with mistakes.part():
                 pairs = optimizers_of(task, params)
+                if run.ckpt:  # another model's checkpoint or config: refused before any write
+                    utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
+                                          f'--resume {run.ckpt}')
         with mistakes.part():
             policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
         with mistakes.part():
@@ -376,12 +379,16 @@ def end_epoch(t):
 def test(t, epochs_done):
     """The test split, with the best checkpoint's weights when one is monitored, on every
     rank (every rank knows which: the policy runs alike on all)."""
+    tested, step = None, t.step
     if t.policy.monitor and t.policy.best_path:
         if t.ddp:
             dist.barrier()  # rank 0 has written it
-        t.task.load_state_dict(utils.load_checkpoint(t.policy.best_path)['state_dict'])
+        state = utils.load_checkpoint(t.policy.best_path)
+        t.task.load_state_dict(state['state_dict'])
+        tested, step = t.policy.best_path, state['global_step']
     metrics = evaluate(t, 'test')
     if t.master:
+        t.run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
         for name, value in metrics.items():
             t.writer.add_scalar(name, value, t.step)
         print('  '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items())))

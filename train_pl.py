@@ -122,7 +122,10 @@ def build(run, extra_callbacks, dry=False):
             task = models.make_task(utils.without_init_from(spec) if run.ckpt else spec)
         if task is not None:
             with mistakes.part():
-                models.task.optimizers_of(task, params)  # a dry run: bad names fail now
+                pairs = models.task.optimizers_of(task, params)  # a dry run: bad names fail now
+                if run.ckpt:  # another model's checkpoint or config: refused before any write
+                    utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
+                                          f'--resume {run.ckpt}')
         with mistakes.part():
             utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
         mistakes.raise_them()
@@ -150,6 +153,7 @@ def check(run, extra_callbacks=()):
     one val batch, in a temporary run folder that is removed after; every monitored name is
     checked against what they logged. Then a summary. save/ is not touched."""
     from callbacks.dry_run import CheckMonitors
+    from callbacks.run_state import Interrupted
     from datasets.lightning import LightningData
     with tempfile.TemporaryDirectory(prefix='runyard-check-') as tmp:
         run.dir = Path(tmp) / run.dir.name
@@ -158,8 +162,11 @@ def check(run, extra_callbacks=()):
         batches = {'train': next(iter(data.train_dataloader()))}
         if module.task.validates and len(data.splits['val']):
             batches['val'] = next(iter(data.val_dataloader()))
-        with run.blamed():
-            trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
+        try:
+            with run.blamed():
+                trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
+        except Interrupted as e:  # Ctrl-C: RunState stopped at the step; nothing was written
+            utils.run.interrupted_check(e.signum, None)
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
@@ -190,7 +197,8 @@ def main(argv, extra_callbacks=()):
     if trainer.is_global_zero and not run.resuming:
         utils.write_hparams(trainer.logger.experiment, cfg, module.task.summary_metrics())
     try:
-        trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt)
+        trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
+                    weights_only=True)
     except Interrupted as e:
         message = utils.stopped_message(e.signum, trainer.current_epoch + 1, trainer.global_step,
                                         'train_pl.py', run.dir)
@@ -199,8 +207,13 @@ def main(argv, extra_callbacks=()):
             run.log(message)
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:
-        trainer.test(module, datamodule=LightningData(data, cfg['seed']),
-                     ckpt_path=best_checkpoint(trainer))
+        tested, step = best_checkpoint(trainer), trainer.global_step
+        if tested:
+            step = utils.load_checkpoint(tested, mmap=True)['global_step']
+        trainer.test(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=tested,
+                     weights_only=True)
+        if trainer.is_global_zero:
+            run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
     if trainer.is_global_zero:
         run.announce()
 

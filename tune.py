@@ -17,7 +17,9 @@ metric, the space and how to search it; every trial is an ordinary run folder.
       resources: {cpu: 1, gpu: 0}       # per trial; gpu: 0.5 puts two trials on a GPU
       max_failures: 1                   # retries of a crashed trial (it resumes from last.ckpt)
 
-save/NAME/ holds Ray's experiment state (what --resume continues), one run folder per trial
+save/NAME/ holds sweep.json (what --resume continues: the same trials again, each resuming
+its run folder or, if it finished, ending at once; Ray's pickled experiment state is never
+read, so a shared save/ runs no code), finished.json, one run folder per trial
 (config.yaml, src/, ckpt/, TensorBoard events, log.txt: train_pl.py --resume and test.py --run
 take it), and at the end results.csv, curves.png and best.yaml, a plain config of the best
 trial that train_pl.py --config retrains.
@@ -183,6 +185,20 @@ def trial_values(config, grid_paths, combos, draws=None):
     return values
 
 
+def trial_name(config, trial_id, search_alg):
+    """A trial's folder: named by its sample and grid combination, so that --resume, which
+    starts the same trials afresh, finds each one's folder again (optuna's samples depend on
+    the results: Ray's trial id)."""
+    if search_alg == 'optuna':
+        return f'trial-{trial_id}'
+    return f"trial-{config.get('__sample__', 0):03d}-{config.get('__trial_index__', 0):03d}"
+
+
+def finished_trials(folder):
+    path = Path(folder) / 'finished.json'
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def run_trial(config, sweep):
     """One trial: train_pl.py on the sweep's config with this trial's values, into the trial's
     folder (Ray's trial directory), reporting every epoch to Ray Tune. A retried trial resumes
@@ -194,7 +210,11 @@ def run_trial(config, sweep):
     if Path(sweep['cwd']).is_dir():  # relative paths (load/...) as on the tune.py command line
         os.chdir(sweep['cwd'])
     # the trial's folder under save/NAME/, where Ray keeps its results of the trial too
-    folder = Path(sweep['folder']) / f'trial-{tune.get_context().get_trial_id()}'
+    folder = Path(sweep['folder']) / trial_name(config, tune.get_context().get_trial_id(),
+                                                sweep['search_alg'])
+    reporter = TuneReport(folder / 'tune_last.json')
+    if folder.name in finished_trials(sweep['folder']):  # --resume: it ended before
+        return reporter.finish()  # its last report again, as Ray has forgotten it
     argv = ['--config', sweep['config'], *sweep['overrides'], '~search',
             *[f'{path}={json.dumps(value)}' for path, value in
               trial_values(config, sweep['grid_paths'], sweep['combos'],
@@ -205,21 +225,28 @@ def run_trial(config, sweep):
         argv += ['--gpu', '0']  # Ray sets CUDA_VISIBLE_DEVICES to this trial's share
     if sweep.get('max_t'):  # the trial ends at ASHA's last rung by itself, and runs its test
         argv.append(f"trainer_params.max_epochs={sweep['max_t']}")
-    reporter = TuneReport(folder / 'tune_last.json')
     train_pl.main(argv, extra_callbacks=[reporter])
     reporter.finish()
 
 
-def make_tuner(search, sweep, folder, args, restore):
+def make_tuner(search, sweep, folder, args):
     from ray import tune
+    from ray.tune import Callback
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    class RecordFinished(Callback):
+        """finished.json: the trials Ray ended (done, or stopped by ASHA), which a --resume
+        does not train again."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            names = finished_trials(folder)
+            name = trial_name(trial.config, trial.trial_id, search['search_alg'])
+            utils.write_text(folder / 'finished.json', json.dumps(sorted({*names, name})))
+
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
                                     {'cpu': search['resources']['cpu'],
                                      'gpu': search['resources']['gpu']})
-    if restore:  # finished trials stay finished; unfinished ones go on from their last.ckpt
-        return tune.Tuner.restore(str(folder), trainable, resume_unfinished=True,
-                                  resume_errored=True)
     scheduler = dict(search['scheduler'])
     scheduler = ASHAScheduler(time_attr='epoch', **{k: v for k, v in scheduler.items()
                                                     if k != 'name'}) \
@@ -250,13 +277,15 @@ def make_tuner(search, sweep, folder, args, restore):
                                     num_samples=num_samples, scheduler=scheduler,
                                     search_alg=search_alg,
                                     max_concurrent_trials=args.max_concurrent,
-                                    trial_dirname_creator=lambda t: f'trial-{t.trial_id}'),
+                                    trial_dirname_creator=lambda t: trial_name(
+                                        t.config, t.trial_id, search['search_alg'])),
         run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent.resolve()),
                                   failure_config=tune.FailureConfig(
                                       max_failures=search['max_failures']),
                                   # Ray's result files, not its TensorBoard logger: the trial
                                   # folders hold runyard's own events
-                                  callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+                                  callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                                             RecordFinished()],
                                   verbose=1))
 
 
@@ -283,10 +312,13 @@ def report(results, search, folder, grid_paths, combos, draws):
                              -(r[f'{metric} best'] or 0) if mode == 'max' else
                              (r[f'{metric} best'] or 0)))
     columns = [c for c in rows[0] if c not in ('history', 'path')] if rows else []
-    with open(folder / 'results.csv', 'w', newline='') as f:
-        writer = csv.DictWriter(f, columns, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
+
+    def write_csv(tmp):
+        with open(tmp, 'w', newline='') as f:
+            writer = csv.DictWriter(f, columns, extrasaction='ignore')
+            writer.writeheader()
+            writer.writerows(rows)
+    utils.replace_atomically(folder / 'results.csv', write_csv)
     shown = [[c.rsplit('.', 1)[-1] for c in columns]] + \
         [[f'{r[c]:.4g}' if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in shown) for i in range(len(columns))]
@@ -298,10 +330,10 @@ def report(results, search, folder, grid_paths, combos, draws):
         best = finished[0]
         text = ''.join(line for line in (Path(best['path']) / 'config.yaml').open()
                        if not line.startswith('# '))
-        (folder / 'best.yaml').write_text(
+        utils.write_text(folder / 'best.yaml', (
             f"# the best trial of sweep {folder.name}: {best['trial']}, {metric} "
             f"{best[f'{metric} best']:.4g}; retrain with\n"
-            f'#   python train_pl.py --config {folder}/best.yaml --name NAME\n' + text)
+            f'#   python train_pl.py --config {folder}/best.yaml --name NAME\n' + text))
     print(f'results: {folder}/results.csv, {folder}/curves.png, best config: {folder}/best.yaml')
     if rows and all(r['status'] == 'failed' for r in rows):
         raise utils.TrainingStopped(f'every trial failed: see the error in each trial\'s folder '
@@ -319,7 +351,7 @@ def draw_curves(rows, metric, path):
     ax.set(xlabel='epoch', ylabel=metric, title=f'{metric} of every trial')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1, 0.5))
-    fig.savefig(path, dpi=120)
+    utils.replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
 
 
 def check_reachable(address):
@@ -385,6 +417,12 @@ def main(argv):
     with utils.at_key(None, file=args.config or sweep['config']):
         cfg = utils.load_config(sweep['config'], sweep['overrides'])
         search = read_search(cfg)
+    if args.resume and search['search_alg'] == 'optuna':
+        raise utils.ConfigError('--resume continues random and grid searches, whose trials are '
+                                'known before they start; an optuna sweep\'s next samples live '
+                                'in Ray\'s pickled state, which tune.py does not load (a shared '
+                                'save/ would run its code): start a new sweep',
+                                key='search.search_alg')
     if search['resources']['gpu'] and not gpus and not args.address:
         raise utils.ConfigError('search.resources.gpu needs GPUs: give them with --gpu 0,1')
     grid_paths, combos = grid_combinations(search)
@@ -392,6 +430,7 @@ def main(argv):
     max_t = search['scheduler'].get('max_t')
     max_epochs = (cfg.get('trainer_params') or {}).get('max_epochs')
     sweep.update(grid_paths=grid_paths, combos=combos, gpu=search['resources']['gpu'],
+                 search_alg=search['search_alg'],
                  draws=draws, max_t=max_t if max_t and max_epochs and max_t < max_epochs
                  else None)
     if args.dry_run:
@@ -405,7 +444,7 @@ def main(argv):
         state.write_text(json.dumps({'config': sweep['config'], 'overrides': sweep['overrides']}))
     if args.address:
         utils.write_git_state(folder)
-    tuner = make_tuner(search, sweep, folder, args, restore=args.resume)
+    tuner = make_tuner(search, sweep, folder, args)  # --resume: the same trials, afresh
     results = tuner.fit()
     report(results, search, folder, grid_paths, combos, draws)
 

@@ -45,3 +45,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         utils.atomic_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
+        # tensors and plain containers only, whatever the caller asked: a checkpoint is data
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)

@@ -1,16 +1,48 @@
 """CIFAR-10 and CIFAR-100 through torchvision, from the python version of each (the pickled
 batches that cifar-10-python.tar.gz and cifar-100-python.tar.gz extract to)."""
+import pickle
+from types import SimpleNamespace
+
 from torchvision import datasets as tv
+from torchvision.datasets import cifar as tv_cifar
 
 import datasets
+import utils
 from datasets.base import TorchvisionFiles, normalised
+
+# All a CIFAR batch holds: dicts, lists, str and bytes, and NumPy arrays (NumPy 1's and 2's
+# module names). Anything else in a pickle could be code, which data must not run.
+ARRAY_GLOBALS = {(module, name) for module in ('numpy.core.multiarray', 'numpy._core.multiarray')
+                 for name in ('_reconstruct', 'scalar')} | {
+    ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('_codecs', 'encode')}  # how pickle protocol 2 writes bytes: str -> bytes, nothing else
+
+
+class BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in ARRAY_GLOBALS:
+            raise utils.ConfigError(f'{getattr(self, "path", "a CIFAR batch")}: holds a '
+                                    f'{module}.{name}, not only arrays; a CIFAR batch file '
+                                    'is data, and is not loaded', key='root_dir')
+        return super().find_class(module, name)
+
+
+def load_batch(f, encoding='ASCII'):
+    unpickler = BatchUnpickler(f, encoding=encoding)
+    unpickler.path = getattr(f, 'name', None)
+    return unpickler.load()
+
+
+tv_cifar.pickle = SimpleNamespace(load=load_batch)  # torchvision's cifar.py: its only pickle use
 
 
 class FilesCheckedToExist:
     """Mixed into torchvision's CIFAR classes: check that the files exist, not their md5.
     torchvision compares every file's md5 with the official release's each time it is built,
     so any other copy (a subset, relabelled or re-pickled batches, the tests' tiny files) reads
-    as 'not found or corrupted'. A download still checks the archive's md5."""
+    as 'not found or corrupted'. A download still checks the archive's md5. Without the md5,
+    a batch could be any pickle: torchvision's pickle.load is given one that takes arrays
+    only."""
 
     def __init__(self, *args, **kwargs):
         self.train_list = [[name, None] for name, _ in self.train_list]

@@ -12,7 +12,8 @@ from losses.gan import NonSaturating
 class Fault:
     """At this process's `at`-th training batch (counted from 1), the loss becomes NaN
     (`fault: nan`), or a signal (`fault: SIGKILL`, `SIGTERM`, ...) goes to this process, or to
-    its parent with `to_parent: true` (torchrun, under DDP)."""
+    its parent with `to_parent: true` (torchrun, under DDP); `fault: SIGKILL_IN_SAVE` kills
+    this process inside the next checkpoint write."""
 
     def __init__(self, at, fault, to_parent=False):
         self.at, self.fault, self.to_parent, self.calls = at, fault, to_parent, 0
@@ -24,6 +25,10 @@ class Fault:
         if self.calls == self.at:
             if self.fault == 'nan':
                 return loss * float('nan')
+            if self.fault == 'SIGKILL_IN_SAVE':  # the next checkpoint dies half-written: its
+                # temporary file is whole, the rename into place never comes
+                os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+                return loss
             os.kill(os.getppid() if self.to_parent else os.getpid(), getattr(signal, self.fault))
         return loss
 

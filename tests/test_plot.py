@@ -2,6 +2,7 @@ import re
 import shutil
 
 import pytest
+import torch
 from PIL import Image
 
 import plot
@@ -103,3 +104,28 @@ def test_command_line_writes_curves_into_the_run_folder(train):
     assert table_rows(result.stdout)['run']['val/acc final'] == \
         f"{scalars(run, 'val/acc')[-1][1]:.4g}"
     assert_png(run / 'curves.png')
+
+
+@pytest.mark.parametrize('script', ['train_pl.py', 'train.py'])
+def test_the_test_point_is_at_the_step_of_the_checkpoint_it_tested(train, script):
+    # mode min on val/acc: the best checkpoint is the first epoch's, the worst accuracy
+    run = train(*DIGITS, *SHRINK, 'checkpoint.mode=min', script=script)
+    best = next(p for p in (run / 'ckpt').iterdir() if p.name != 'last.ckpt')
+    step = torch.load(best, weights_only=True)['global_step']
+    assert step == 4  # 4 batches an epoch, 2 epochs: not the last checkpoint's 8
+    val_steps = [s for s, _ in scalars(run, 'val/acc')]
+    assert val_steps == [3, 7]
+    read = plot.read_run(run)
+    assert [s for s, _ in read['scalars']['test/acc']] == [3]  # beside epoch 1's val point
+    assert read['scalars']['test/acc'][0][1] == pytest.approx(scalars(run, 'test/acc')[-1][1])
+
+
+def test_a_learning_rate_panel_has_no_better_or_worse(train):
+    run = train(*DIGITS, *SHRINK, '+callbacks=[{name: lr_monitor, args: {logging_interval: epoch}}]')
+    read = plot.read_run(run)
+    assert 'lr-Adam' in read['scalars']
+    assert plot.panel_title('lr-Adam', ['lr-Adam'], [read]) == 'lr-Adam'
+    assert plot.panel_title('acc', ['val/acc'], [read]) == 'val/acc (higher is better)'
+    assert plot.panel_title('loss', ['train/loss', 'val/loss'], [read]) == \
+        'train/loss, val/loss (lower is better)'
+    assert plot.panel_title('mae', ['val/mae'], []) == 'val/mae (lower is better)'

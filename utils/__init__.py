@@ -31,13 +31,14 @@ from .errors import (ConfigError, ConfigErrors, Mistakes, TrainingStopped, at_ke
 from .registry import Registry, accepted_args, check_args, import_path
 from .types import check_trainer_params
 from .seed import all_rng_states, rng_state, seed_everything, set_rng_state
-from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_report,
+from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, check_output,
+                  check_report, disk_errors, replace_atomically, tested_line, write_text,
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start, write_git_state)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
                    write_hparams, write_images)
 from .speed import first_step_line, process_age, set_tf32, speed_settings
-from .weights import (best_checkpoint, find_checkpoint, init_from, load_checkpoint,
+from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
 from .guards import NAN_POLICIES, StopSignals, agreed, check_nan_policy, loss_is_usable, \
     stopped_message

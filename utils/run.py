@@ -1,10 +1,16 @@
 """The command line both entrypoints share, and run folders: save/<name>/ with config.yaml,
 src/ (the code as it ran), ckpt/, TensorBoard events and log.txt."""
 import argparse
+import contextlib
+import errno
+import fnmatch
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,10 +64,17 @@ def start(entry, doc, argv):
         except ConfigError as e:
             error = e
     fail_together(error)
+    if args.check:  # Ctrl-C while checking: nothing was written, so nothing to save or say
+        signal.signal(signal.SIGINT, interrupted_check)
     if args.print_config or args.explain:
         run.print_config(args.explain)
         return args, None
     return args, run
+
+
+def interrupted_check(signum, frame):
+    print('error: interrupted (SIGINT) during --check; nothing was written', file=sys.stderr)
+    sys.exit(128 + signum)
 
 
 def is_rank_zero():
@@ -126,11 +139,67 @@ def replace_atomically(path, write):
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.tmp')  # one writer per file: rank 0
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with disk_errors():
+            write(tmp)
+            os.replace(tmp, path)  # a new file: a hard link to `path` keeps its old bytes
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+# What a file system says when the mistake is where the files go, not in the code.
+DISK_ERRORS = {errno.ENOSPC: 'the disk is full', errno.EDQUOT: 'the disk quota is exceeded',
+               errno.EROFS: 'a read-only file system', errno.EACCES: 'no permission',
+               errno.EPERM: 'no permission', errno.ENOTDIR: 'a file where a folder should be'}
+
+
+@contextlib.contextmanager
+def disk_errors():
+    """A full disk, a read-only or unwritable folder, a file where a folder should be: one
+    line (ConfigError) naming the path, instead of a traceback."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        raise ConfigError(f'cannot write {e.filename or "a file"}: {DISK_ERRORS[e.errno]} '
+                          f'({e.strerror})') from None
+
+
+def check_output(path, own, flag):
+    """Refuse (one line) an output path that would land on an existing file of a run folder
+    (a folder with a config.yaml) that is not one of `own`, the tool's own outputs (patterns
+    relative to the run folder, e.g. 'eval/*.csv'): its checkpoints, config and log are never
+    written over by mistake. Returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f'{flag} {path}: is a folder; give a file name')
+    if not (path.exists() or path.is_symlink()):
+        return path
+    resolved = path.resolve()
+    for folder in resolved.parents:
+        if (folder / 'config.yaml').is_file():
+            rel = resolved.relative_to(folder)
+            if not any(len(Path(p).parts) == len(rel.parts) and fnmatch.fnmatch(str(rel), p)
+                       for p in own):
+                raise ConfigError(f'{flag} {path}: would overwrite {rel} of the run folder '
+                                  f'{folder}; give a new file name')
+            break
+    return path
+
+
+def write_text(path, text):
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def quote(word):
+    """shlex.quote, but a word with a newline or another control character is written as
+    bash's $'...', so the command stays one line (config.yaml's `# stamp: command`)."""
+    if not any(ord(c) < 32 or ord(c) == 127 for c in word):
+        return shlex.quote(word)
+    escaped = {'\\': '\\\\', "'": "\\'", '\n': '\\n', '\t': '\\t', '\r': '\\r'}
+    return "$'" + ''.join(escaped.get(c, f'\\x{ord(c):02x}' if ord(c) < 32 or ord(c) == 127
+                                      else c) for c in word) + "'"
 
 
 def atomic_save(obj, path):
@@ -163,7 +232,7 @@ class Run:
     def __init__(self, args, argv, entry):
         # --print-config, --explain and --check only look: an existing run folder is fine.
         self.looking = bool(args.print_config or args.explain or args.check)
-        self.command = ' '.join(shlex.quote(a) for a in [*launch_prefix(entry), entry, *argv])
+        self.command = ' '.join(quote(a) for a in [*launch_prefix(entry), entry, *argv])
         if args.resume == 'auto':  # a requeued job: the same command starts or continues
             if not args.name:
                 raise ConfigError('--resume auto needs --name')
@@ -187,9 +256,8 @@ class Run:
             name = self.config_path.stem if args.name is None else args.name
             check_name(name)
             self.dir = Path(args.save_dir) / name
-            if self.dir.exists() and is_rank_zero() and not self.looking and not self.reopen:
-                raise ConfigError(f'run folder {self.dir} already exists; continue it with '
-                                  f'--resume {self.dir}, or pick another --name')
+            if is_rank_zero() and not self.looking and not self.reopen:
+                check_new_folder(self.dir, args.save_dir)
         self.provenance = Provenance()
         self.cfg = load_config(self.config_path, args.overrides, args.seed, self.provenance)
         if 'seed' not in self.cfg:
@@ -199,6 +267,8 @@ class Run:
             raise ConfigError('a sweep config; run it with tune.py (or leave the sweep out '
                               'with ~search)', key='search', file=shown(self.config_path))
         self.gpus = parse_gpus(args.gpu)
+        if self.resuming and is_rank_zero() and not self.looking:
+            check_writable(self.dir)
 
     def blamed(self):
         """A ConfigError raised inside names what set the value: a file's line, an override."""
@@ -215,27 +285,40 @@ class Run:
     def create(self, write_config=True):
         """Make (or reopen, on resume) the run folder: config.yaml, src/, log.txt. Rank 0 only.
         `write_config=False` leaves config.yaml to write_config(), once every rank has read
-        it (a resumed run's ranks read the run's config.yaml before it is rewritten)."""
-        if not self.resuming:
-            self.dir.mkdir(parents=True)  # fails rather than reuse a folder made since the check
-        if not (self.dir / 'src').exists():  # a new run, or one that died before its first save
-            snapshot_code(self.dir / 'src')
+        it (a resumed run's ranks read the run's config.yaml before it is rewritten). A new
+        run folder is made whole under a temporary name and renamed into place: a failure
+        midway (a full disk) leaves no half a folder that `--resume auto` would train in."""
         self.stamp = time.strftime('%Y-%m-%d %H:%M:%S')
-        if write_config:
-            self.write_config()
         verb = 'restarted (no checkpoint yet)' if self.reopen and self.started_before else \
             'resumed' if self.resuming and not self.reopen else 'started'
-        self.log(f'{verb} {self.stamp}: {self.command}')
+        line = f'{verb} {self.stamp}: {self.command}'
+        with disk_errors():
+            if self.resuming:
+                remove_stale_temporaries(self.dir)
+                if not (self.dir / 'src').exists():  # died before its first save, or Ray's
+                    build_then_rename(self.dir / 'src', snapshot_code)
+                if write_config:
+                    self.write_config()
+                self.log(line)
+                return
 
-    def write_config(self):
+            def fill(folder):
+                snapshot_code(folder / 'src')
+                self.write_config(folder)
+                append_log(folder, line)
+            self.dir.parent.mkdir(parents=True, exist_ok=True)
+            build_then_rename(self.dir, fill)
+
+    def write_config(self, folder=None):
         """config.yaml: the resolved config, after the commands that made it as comments."""
+        folder = Path(folder or self.dir)
         history = ''
-        old = self.dir / 'config.yaml'
+        old = folder / 'config.yaml'
         if old.is_file():
             history = ''.join(l for l in old.read_text().splitlines(True) if l.startswith('# '))
         text = history + f'# {self.stamp}: {self.command}\n' + \
             yaml.safe_dump(self.cfg, sort_keys=False)
-        replace_atomically(self.dir / 'config.yaml', lambda tmp: tmp.write_text(text))
+        write_text(folder / 'config.yaml', text)
 
     def announce(self):
         print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '
@@ -243,6 +326,95 @@ class Run:
 
     def log(self, line):
         append_log(self.dir, line)
+
+
+def check_new_folder(folder, save_dir):
+    """A new run's folder, before anything is built: not there yet (not even as a dangling
+    symlink), under a --save-dir that is a folder one can write in."""
+    save = Path(save_dir)
+    if save.is_symlink() and not save.exists():
+        raise ConfigError(f'--save-dir {save_dir}: a symlink to {os.readlink(save)}, which does '
+                          'not exist')
+    if save.exists() and not save.is_dir():
+        raise ConfigError(f'--save-dir {save_dir}: is a file, not a folder')
+    if folder.is_symlink() and not folder.exists():
+        raise ConfigError(f'run folder {folder} is a symlink to {os.readlink(folder)}, which '
+                          'does not exist; remove the link, or pick another --name')
+    if folder.exists():
+        raise ConfigError(f'run folder {folder} already exists; continue it with '
+                          f'--resume {folder}, or pick another --name')
+    check_writable(folder)
+
+
+def check_writable(folder):
+    """The folder (or the nearest one above it that exists) must take new files."""
+    existing = next(p for p in [Path(folder), *Path(folder).absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f'cannot make {folder}: {existing} is a file, not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f'cannot write in {existing}: a read-only folder or no permission')
+
+
+def build_then_rename(path, fill):
+    """fill(tmp) makes the folder `path` whole under a temporary name beside it, which is then
+    renamed into place; a failure removes it. Of two processes making one path at once, the
+    second gets a one-line refusal."""
+    path = Path(path)
+    remove_abandoned(path)
+    tmp = path.with_name(f'.{path.name}.tmp-{HOST}-{os.getpid()}')
+    try:
+        tmp.mkdir()
+        fill(tmp)
+        if path.exists() or path.is_symlink():  # rename would replace an empty folder
+            raise FileExistsError(errno.EEXIST, 'exists', str(path))
+        os.rename(tmp, path)
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise ConfigError(f'run folder {path} already exists (another run made it just '
+                              'now); pick another --name') from None
+        raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+HOST = socket.gethostname().replace('-', '_')
+
+
+def remove_abandoned(path):
+    """The temporary folders of `path` that a killed process of this machine left (a folder of
+    a process elsewhere on a shared disk may still be in the making)."""
+    for tmp in Path(path).parent.glob(f'.{Path(path).name}.tmp-{HOST}-*'):
+        pid = tmp.name.rsplit('-', 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(run_dir):
+    """What a killed write left in a run folder: `.NAME.tmp` files of replace_atomically and
+    `.src.tmp-HOST-PID` folders of build_then_rename. Rank 0 alone writes, so none is in use."""
+    run_dir = Path(run_dir)
+    for tmp in [*run_dir.glob('.*.tmp'), *run_dir.glob('ckpt/.*.tmp'),
+                *run_dir.glob('.*.tmp-*')]:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink()
+
+
+def tested_line(ckpt, global_step):
+    """log.txt's record of what the test split was evaluated with; plot.py reads its step."""
+    return f"tested {ckpt or 'the weights at the end of training'} at global_step {global_step}"
 
 
 def append_log(run_dir, line):
@@ -294,6 +466,8 @@ def snapshot_code(dst):
         if rel.split('/')[0] in ('load', 'save') or not src.is_file() or \
                 src.stat().st_size > 5 * 2**20:  # data and weights are not code
             continue
+        if src.is_symlink() and not src.resolve().is_relative_to(ROOT.resolve()):
+            continue  # a link out of the project (a dataset, a home folder) is not its code
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst / rel)
     dst.mkdir(parents=True, exist_ok=True)

@@ -131,3 +131,49 @@ def best_prefix(state_dict, own):
 def _names(keys, shown=3):
     keys = list(keys)
     return ', '.join(keys[:shown]) + (', ...' if len(keys) > shown else '') if keys else 'none'
+
+
+
+def check_resumable(task, pairs, state, what):
+    """A one-line ConfigError, starting with `what`, unless the checkpoint `state` continues
+    in what the config builds: its weights load into `task` strictly, and its optimizer and lr
+    scheduler states are those of the config's [(optimizer, schedule)] `pairs`. A resume
+    checks this before the run folder is touched (another model's config or checkpoint would
+    fail only after that, or an optimizer would step on another's settings)."""
+    own, saved = task.state_dict(), state['state_dict']
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    shapes = [f'{k} {list(saved[k].shape)} in the checkpoint, {list(v.shape)} in the model'
+              for k, v in own.items() if k in saved and hasattr(saved[k], 'shape')
+              and saved[k].shape != v.shape]
+    found = [f'{len(missing)} missing ({_names(missing)})' if missing else '',
+             f'{len(unexpected)} unexpected ({_names(unexpected)})' if unexpected else '',
+             f'other shapes: {_names(shapes, shown=2)}' if shapes else '']
+    if any(found):
+        raise ConfigError(f'{what}: its weights do not fit the model of this config: '
+                          f"{'; '.join(f for f in found if f)}")
+    optimizers = [o for o, _ in pairs]
+    schedulers = [s['scheduler'] for _, s in pairs if s]
+    saved_optimizers = state.get('optimizer_states') or []
+    if len(saved_optimizers) != len(optimizers):
+        raise ConfigError(f'{what}: it holds {len(saved_optimizers)} optimizer states, but this '
+                          f'config has {len(optimizers)} optimizers')
+    for i, (optimizer, saved) in enumerate(zip(optimizers, saved_optimizers)):
+        if not _same_settings(optimizer.state_dict(), saved, 'param_groups'):
+            raise ConfigError(f'{what}: its optimizer {i} state does not fit this config\'s '
+                              f'{type(optimizer).__name__} (other settings or parameters); '
+                              'resume with the optimizer it was trained with')
+    for i, (scheduler, saved) in enumerate(zip(schedulers, state.get('lr_schedulers') or [])):
+        if set(saved) - set(scheduler.state_dict()):
+            raise ConfigError(f'{what}: its lr scheduler {i} state does not fit this config\'s '
+                              f'{type(scheduler).__name__}; resume with the scheduler it was '
+                              'trained with')
+
+
+def _same_settings(own, saved, key):
+    """Optimizer states of one kind: as many groups of as many parameters, and no setting in
+    the saved groups that this optimizer lacks (a newer torch may add settings: those are
+    filled in by load_state_dict). 'initial_lr' is an lr scheduler's, not the optimizer's."""
+    own_groups, saved_groups = own[key], saved.get(key) or []
+    return [len(g['params']) for g in own_groups] == [len(g['params']) for g in saved_groups] \
+        and all(not set(b) - set(a) - {'initial_lr'} for a, b in zip(own_groups, saved_groups))
