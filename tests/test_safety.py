@@ -345,10 +345,10 @@ def test_a_payload_checkpoint_never_runs_on_resume(script, run, tmp_path):
 
 def test_lightnings_own_loading_refuses_a_payload(tmp_path):
     # trainer.fit/test(ckpt_path=...) load through the CheckpointIO plugin train_pl.py gives
-    import train_pl
+    from callbacks.checkpoints import AtomicCheckpointIO
     write_payload(tmp_path / 'p.ckpt', tmp_path / 'marker')
     with pytest.raises(Exception, match='Weights only load failed'):
-        train_pl.AtomicCheckpointIO().load_checkpoint(tmp_path / 'p.ckpt', weights_only=False)
+        AtomicCheckpointIO().load_checkpoint(tmp_path / 'p.ckpt', weights_only=False)
     assert not (tmp_path / 'marker').exists()
 
 
