@@ -50,7 +50,8 @@ LOOP_CALLBACKS = ('eta', 'metrics_csv', 'early_stopping')
 def check_settings(params):
     """trainer_params, with Lightning's meaning: every key and type (utils/types.py), then
     what train.py itself supports of them."""
-    utils.check_trainer_params(params)
+    utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
+    utils.check_nan_policy(params.get('nan_policy', 'stop'))
     precision = str(params.get('precision', '32'))
     if precision not in AUTOCAST:
         raise utils.ConfigError(f"train.py supports precision {', '.join(AUTOCAST)}, but got "
@@ -120,7 +121,7 @@ def build(run, device, rank, world_size):
     that a config mistake leaves no trace."""
     cfg, master = run.cfg, rank == 0
     params = dict(cfg.get('trainer_params') or {})
-    mistakes, task, saved = utils.Mistakes(), None, None  # every part checked at once
+    mistakes, task = utils.Mistakes(), None  # every part checked: all the mistakes at once
     with run.blamed():
         with mistakes.part():
             check_settings(params)
@@ -134,8 +135,8 @@ def build(run, device, rank, world_size):
             with mistakes.part():
                 pairs = optimizers_of(task, params)
                 if run.ckpt:  # another model's checkpoint or config: refused before any write
-                    saved = utils.load_checkpoint(run.ckpt)
-                    utils.check_resumable(task, pairs, saved, f'--resume {run.ckpt}')
+                    utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
+                                          f'--resume {run.ckpt}')
         with mistakes.part():
             policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
         with mistakes.part():
@@ -162,7 +163,6 @@ def build(run, device, rank, world_size):
         max_epochs=params.get('max_epochs', 1000),  # Lightning's default
         accumulate=params.get('accumulate_grad_batches', 1),
         n_train=limit(len(loaders['train']), params.get('limit_train_batches')),
-        saved=saved,  # the checkpoint to resume, read once
         epoch=0, step=0, batches_done=0, losses={}, writer=None, signals=utils.StopSignals())
 
 
@@ -326,8 +326,8 @@ def save_state(t, path):
 def resume(t):
     """The state of `t.run.ckpt`, continued exactly: weights, optimizers, schedulers, the
     checkpoint list, early stopping, this rank's RNG and the place in the epoch."""
-    state, t.saved = t.saved, None  # read (weights_only) and checked by build; not kept
     try:
+        state = utils.load_checkpoint(t.run.ckpt)  # weights_only: no code from the file
         t.task.load_state_dict(state['state_dict'])
         for optimizer, saved in zip(t.optimizers, state['optimizer_states'], strict=True):
             optimizer.load_state_dict(saved)

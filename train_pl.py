@@ -111,7 +111,8 @@ def build(run, extra_callbacks, dry=False):
     mistakes, task = utils.Mistakes(), None
     with run.blamed():
         with mistakes.part():
-            utils.check_trainer_params(params)
+            utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
+            utils.check_nan_policy(params.get('nan_policy', 'stop'))
         with mistakes.part(), utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
         with mistakes.part(), utils.at_key('train_wrapper'):

@@ -226,9 +226,8 @@ def load_task(path, what=None):
 def check_fits(task, data, device='cpu'):
     """Before a run writes anything: the train split gives batches, and the task's networks
     take its samples (a dry validation step on two of them, or a training step for a task
-    that does not validate, without gradients, in eval mode, with torch's random state
-    kept). A mismatch is one line naming the spec and the batch, not a traceback from deep
-    inside the model."""
+    that does not validate, without gradients, in eval mode, with torch's random state kept). A mismatch is one line naming the spec and the batch, not
+    a traceback from deep inside the model."""
     settings = data.loader_settings['train']
     n, size = len(data.splits['train']), settings['batch_size']
     if (n // size if settings['drop_last'] else -(-n // size)) == 0:
@@ -236,7 +235,7 @@ def check_fits(task, data, device='cpu'):
             f"the train split gives no batches ({n} samples, batch_size {size}, drop_last "
             f"{settings['drop_last']})",
             key='data_module')
-    samples = [data.splits['train'][i] for i in range(min(2, n))]
+    samples = [data.splits['train'][i] for i in range(min(2, len(data.splits['train'])))]
     was_training = task.training
     with torch.random.fork_rng(devices=[]), torch.no_grad(), _eager():
         batch = to_device(torch.utils.data.default_collate(samples), device)

@@ -293,22 +293,17 @@ def _annotation(node):
         return ANY
 
 
-# trainer_params keys that are runyard's, not pl.Trainer's
-OWN_TRAINER_PARAMS = ('nan_policy', 'tf32')
-
-
-def check_trainer_params(params):
-    """trainer_params against pl.Trainer's arguments, plus runyard's own keys: every unknown
-    key and mistyped value, as ConfigErrors, without importing Lightning. Both engines read
-    these settings with Lightning's meaning."""
+def check_trainer_params(params, own=()):
+    """trainer_params against pl.Trainer's arguments (plus runyard's `own` keys, checked by
+    their users): every unknown key and mistyped value, as ConfigErrors, without importing
+    Lightning. Both engines read these settings with Lightning's meaning."""
     from .errors import ConfigError, Mistakes, close_matches, listing
-    from .guards import check_nan_policy
+    signature = trainer_signature()
+    if signature is None:
+        return
     mistakes = Mistakes()
-    with mistakes.part():
-        check_nan_policy(params.get('nan_policy', 'stop'))
-    signature = trainer_signature() or {}  # {}: Lightning's source is not where expected
     for key, value in params.items():
-        if key in OWN_TRAINER_PARAMS or not signature:
+        if key in own:
             continue
         with mistakes.part():
             if key not in signature:
