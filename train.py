@@ -26,7 +26,7 @@ import datasets
 import models
 import utils
 from models.optim import step_schedulers
-from models.task import batch_size, optimizers_of, to_device, training_losses
+from models.task import optimizers_of, to_device, training_losses
 
 HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
            'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
@@ -121,12 +121,16 @@ def build(run, device, rank, world_size):
     that a config mistake leaves no trace."""
     cfg, master = run.cfg, rank == 0
     params = dict(cfg.get('trainer_params') or {})
-    mistakes, task = utils.Mistakes(), None  # every part checked: all the mistakes at once
+    mistakes, task, data = utils.Mistakes(), None, None  # all the mistakes at once
     with run.blamed():
         with mistakes.part():
             check_settings(params)
         with mistakes.part(), utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
+        if data is not None and utils.uses_run_values(cfg):
+            with mistakes.part():  # ${run.total_steps}: known once the data is
+                cfg, _ = models.optim.with_run_lengths(cfg, data, world_size)
+                run.cfg = cfg
         with mistakes.part(), utils.at_key('train_wrapper'):
             # on resume, the weights are in the checkpoint
             task = models.make_task(utils.without_init_from(cfg['train_wrapper'])
@@ -144,6 +148,8 @@ def build(run, device, rank, world_size):
         mistakes.raise_them()
         data.setup()
         models.check_fits(task, data, device)
+    models.optim.check_lengths([s for _, s in pairs if s], models.optim.run_lengths(
+        data.train_batches(world_size), params), master)
     amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
     if amp_dtype is torch.float16 and device.type == 'cpu':
         amp_dtype = torch.bfloat16  # as Lightning does: the CPU's autocast is bfloat16
@@ -215,6 +221,8 @@ def train_step(t, batch, i):
     if last_micro:
         t.scaler.update()
         step_schedulers(t.schedules, 'step', t.step // len(t.optimizers))
+        if t.task.ema is not None:
+            t.task.ema.update(t.task)
     return last_micro
 
 
@@ -290,14 +298,13 @@ def evaluate(t, split, n_batches=None):
     over all ranks."""
     sync_weights(t, buffers_only=True)
     t.task.eval()
-    step = t.task.validation_step if split == 'val' else t.task.test_step
     evaluation = models.Evaluation(t.task, split)
     n = n_batches or limit(len(t.loaders[split]), t.params.get(f'limit_{split}_batches'))
     for i, batch in enumerate(t.loaders[split]):
         if i >= n:
             break
         with t.autocast:
-            evaluation.update(step(to_device(batch, t.device)), batch_size(batch))
+            evaluation.step(to_device(batch, t.device))
     t.task.train()
     return evaluation.compute()
 
@@ -346,6 +353,9 @@ def resume(t):
     t.losses = {k: torch.tensor(v) for k, v in state['train_losses'].items()}
     if t.batches_done is None:  # saved at the end of its epoch
         t.epoch, t.batches_done = t.epoch + 1, 0
+    for note in models.optim.resume_notes(t.run.saved_cfg, t.cfg, t.epoch, t.schedules):
+        if t.master:
+            print(note, file=sys.stderr)
     utils.set_rng_state(rng)
     t.loaders['train'].skip(t.epoch, t.batches_done)  # the rest of the epoch, in the same order
 
@@ -364,6 +374,7 @@ def end_epoch(t):
     step_schedulers(t.schedules, 'epoch', t.epoch + 1, metrics)
     if t.master:
         utils.write_images(t.task.epoch_images(), t.writer, t.run.dir, t.epoch + 1)
+        utils.write_texts(t.task.epoch_texts(), t.writer, t.run.dir, t.epoch + 1)
     stopping = t.stopper is not None and t.stopper.should_stop(metrics)
     t.policy.end_of_epoch(t.epoch, t.step, metrics, lambda path: save_state(t, path), t.master)
     if t.master:

@@ -102,19 +102,33 @@ def make_trainer(run, callback_list, module, dry=False):
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
 
 
+def world_size(run, params):
+    """How many processes the Trainer will run: torchrun's or srun's, else the devices."""
+    if utils.launcher():
+        per_node, nodes = utils.launcher()
+        return per_node * nodes
+    devices = run.gpus or params.get('devices', 1)
+    return len(devices) if isinstance(devices, list) else devices if isinstance(devices, int) \
+        and devices > 0 else 1
+
+
 def build(run, extra_callbacks, dry=False):
     """The data, the task in its adapter and the Trainer, all before the run folder exists,
     so that a config mistake leaves no trace. Every part is checked, and all the mistakes are
     reported at once; those of the parts that need no Lightning before it is imported."""
     cfg = run.cfg
     params = cfg.get('trainer_params') or {}
-    mistakes, task = utils.Mistakes(), None
+    mistakes, task, data = utils.Mistakes(), None, None
     with run.blamed():
         with mistakes.part():
             utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
             utils.check_nan_policy(params.get('nan_policy', 'stop'))
         with mistakes.part(), utils.at_key('data_module'):
             data = datasets.make(cfg['data_module'])
+        if data is not None and utils.uses_run_values(cfg):
+            with mistakes.part():  # ${run.total_steps}: known once the data is
+                cfg, _ = models.optim.with_run_lengths(cfg, data, world_size(run, params))
+                run.cfg = cfg
         with mistakes.part(), utils.at_key('train_wrapper'):
             # a resumed run's weights come from its checkpoint: no `init_from` (that run may
             # be gone)
@@ -131,10 +145,13 @@ def build(run, extra_callbacks, dry=False):
         mistakes.raise_them()
         data.setup()  # the splits: their sizes are checked before the run folder exists
         models.check_fits(task, data)
+        models.optim.check_lengths([s for _, s in pairs if s], models.optim.run_lengths(
+            data.train_batches(world_size(run, params)), params), utils.is_rank_zero())
 
         from models.lightning import TaskModule  # imports Lightning
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)
+        module.schedules = [s for _, s in pairs if s]  # the fit's own replace them
         callback_list = make_callbacks(cfg, run, dry) + list(extra_callbacks)
         trainer = make_trainer(run, callback_list, module, dry)
     return data, module, trainer
@@ -193,6 +210,11 @@ def main(argv, extra_callbacks=()):
     from datasets.lightning import LightningData
 
     if utils.is_rank_zero():
+        if run.ckpt:
+            done = utils.load_checkpoint(run.ckpt, mmap=True)['loops']['fit_loop'][
+                'epoch_progress']['current']['processed']
+            for note in models.optim.resume_notes(run.saved_cfg, cfg, done, module.schedules):
+                print(note, file=sys.stderr)
         run.create(write_config=not run.resuming)
     if trainer.is_global_zero and not run.resuming:
         utils.write_hparams(trainer.logger.experiment, cfg, module.task.summary_metrics())

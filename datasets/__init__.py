@@ -6,4 +6,4 @@ import utils
 registry = utils.Registry('datasets')
 register, make, list = registry.register, registry.make, registry.list
 
-from . import digits, diabetes, mnist, cifar, image_folder, synthetic  # noqa: E402  (register on import)
+from . import digits, diabetes, mnist, cifar, image_folder, synthetic, chars  # noqa: E402  (register on import)

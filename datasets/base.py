@@ -88,6 +88,13 @@ class DataModule:
                             generator=torch.Generator().manual_seed(0),
                             **self.loader_settings[split])
 
+    def train_batches(self, world_size=1):
+        """The batches of one rank's train loader an epoch (the ranks share the split)."""
+        self.setup()
+        n = -(-len(self.splits['train']) // world_size)
+        size = self.loader_settings['train']['batch_size']
+        return n // size if self.loader_settings['train']['drop_last'] else -(-n // size)
+
     def train_dataloader(self, seed=0, rank=0, world_size=1, device='cpu'):
         """The shuffled train split; under DDP, this rank's share of it. Resumable mid-epoch.
         `device`: where loader: memory keeps the split."""

@@ -7,7 +7,8 @@
 A model is an nn.Module whose __init__ takes its spec's args (all with defaults) and that has
 `input_shape` (on the class or the instance): the shape of one input its defaults take. The
 tests build every registered model and train it a step on a batch of that shape. A model
-that takes `num_classes` returns (N, num_classes) logits. A new file here registers its
+that takes `num_classes` returns (N, num_classes) logits. A model of token ids sets
+`input_dtype = torch.long` and `vocab_size` (models/gpt.py). A new file here registers its
 classes once it is imported: add its name to the import line at the bottom of this file.
 """
 import torch
@@ -52,11 +53,11 @@ def make(spec, args=None):
     return model
 
 
-wrappers = utils.Registry('train wrappers', folder=__path__[0])
+wrappers = utils.Registry('train wrappers', spec_keys=['ema'], folder=__path__[0])
 
 from .metrics import make_metrics  # noqa: E402
 from .task import Evaluation, Task, check_fits, load_task, make_task  # noqa: E402
 from .classification import Classification  # noqa: E402
 from .regression import Regression  # noqa: E402
 # every module here but lightning.py (the Lightning adapter: train_pl.py imports it)
-from . import mlp, lenet5, convnet, resnet, dcgan, airbench, gan  # noqa: E402  (register on import)
+from . import mlp, lenet5, convnet, resnet, dcgan, airbench, gan, gpt, language  # noqa: E402  (register on import)

@@ -63,9 +63,9 @@ class GAN(Task):
 
     def configure_optimizers(self):
         with utils.at_key('d_optim_spec'):
-            d_opt = make_optimizer(self.d_optim_spec, self.discriminator.parameters())
+            d_opt = make_optimizer(self.d_optim_spec, self.discriminator.named_parameters())
         with utils.at_key('g_optim_spec'):
-            g_opt = make_optimizer(self.g_optim_spec, self.generator.parameters())
+            g_opt = make_optimizer(self.g_optim_spec, self.generator.named_parameters())
         return [(d_opt, None), (g_opt, None)]
 
     @torch.no_grad()

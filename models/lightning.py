@@ -68,10 +68,12 @@ class TaskModule(pl.LightningModule):
         self.log_losses(done, batch, batch_idx)
 
     def on_train_epoch_end(self):
-        images = self.task.epoch_images() if self.trainer.is_global_zero else {}
-        if images and self.logger is not None:
-            utils.write_images(images, self.logger.experiment, self.logger.log_dir,
-                               self.current_epoch + 1)
+        if self.trainer.is_global_zero and self.logger is not None:
+            for write, made in ((utils.write_images, self.task.epoch_images()),
+                                (utils.write_texts, self.task.epoch_texts())):
+                if made:
+                    write(made, self.logger.experiment, self.logger.log_dir,
+                          self.current_epoch + 1)
 
     def configure_optimizers(self):
         pairs = self.task.configure_optimizers()
@@ -89,10 +91,9 @@ class TaskModule(pl.LightningModule):
 
     # validation and test: the task's steps, summed by models.Evaluation, logged at the end
     def evaluate(self, split, batch):
-        step = self.task.validation_step if split == 'val' else self.task.test_step
         if self.evaluation is None or self.evaluation.split != split:
             self.evaluation = models.Evaluation(self.task, split)
-        self.evaluation.update(step(batch), batch_size(batch))
+        self.evaluation.step(batch)
 
     def finish(self):
         values, self.evaluation = self.evaluation.compute() if self.evaluation else {}, None
@@ -113,7 +114,8 @@ class TaskModule(pl.LightningModule):
         self.finish()
 
     def predict_step(self, batch, batch_idx):
-        return self.task.predict_step(batch[0] if isinstance(batch, (list, tuple)) else batch)
+        return models.ema.averaged(self.task).predict_step(
+            batch[0] if isinstance(batch, (list, tuple)) else batch)
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint['state_dict'] = {k.removeprefix('task.'): v

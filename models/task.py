@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 import utils
+from models import ema
 from models.metrics import make_metrics
 from models.optim import make_optimizer, make_scheduler
 
@@ -47,6 +48,10 @@ class Task(nn.Module):
         frequency, monitor}.
     epoch_images() -> {name: image tensor C x H x W in [0, 1]}
         Written after every training epoch to TensorBoard and to <run>/<name>/epoch=E.png.
+    epoch_texts() -> {name: str}
+        Written after every training epoch to TensorBoard's TEXT tab and to log.txt (a
+        language model's sample). Draw with a torch.Generator of its own: torch's global
+        random state is the run's, and an exact resume needs it untouched.
 
     `train_losses` names training_step's losses, one per optimizer (logged as train/<name>).
 
@@ -57,6 +62,7 @@ class Task(nn.Module):
     """
     train_losses = ('loss',)
     eval_scalars = ('loss',)  # the validation_step entries besides preds and target
+    ema = None  # the weights' average (models/ema.py), when the spec asks for one
 
     def __init__(self, optim_spec=None, sched_spec=None):
         super().__init__()
@@ -86,7 +92,7 @@ class Task(nn.Module):
         if self.optim_spec is None:
             raise utils.ConfigError('is required', key='optim_spec')
         with utils.at_key('optim_spec'):
-            optimizer = make_optimizer(self.optim_spec, self.parameters())
+            optimizer = make_optimizer(self.optim_spec, self.named_parameters())
         scheduler = None
         if self.sched_spec:
             with utils.at_key('sched_spec'):
@@ -94,6 +100,9 @@ class Task(nn.Module):
         return [(optimizer, scheduler)]
 
     def epoch_images(self):
+        return {}
+
+    def epoch_texts(self):
         return {}
 
     @property
@@ -161,9 +170,31 @@ def to_device(batch, device):
 
 
 class Evaluation:
-    """One pass over a val or test split: the step's scalars summed with their batch sizes and
-    the metrics updated. compute() sums over every rank under DDP (sums and counts, not means
-    of means), so the result equals one process over the same data."""
+    """One pass over a val or test split: step(batch) runs the task's validation (or test)
+    step, sums its scalars with their batch sizes and updates the metrics. compute() sums over
+    every rank under DDP (sums and counts, not means of means), so the result equals one
+    process over the same data. A task with an EMA is evaluated with the averaged weights
+    (val/...) and with the trained ones (val_raw/...)."""
+
+    def __init__(self, task, split):
+        self.parts = [_Pass(ema.averaged(task), split)]
+        if task.ema is not None:
+            self.parts.append(_Pass(task, f'{split}_raw'))
+        self.split = split
+
+    def step(self, batch):
+        n = batch_size(batch)
+        for part in self.parts:
+            run = part.task.validation_step if self.split == 'val' else part.task.test_step
+            part.update(run(batch), n)
+
+    def compute(self):
+        """{split/name: value}; {} when no rank saw a batch."""
+        return {k: v for part in self.parts for k, v in part.compute().items()}
+
+
+class _Pass:
+    """The sums and metrics of one set of weights over a split."""
 
     def __init__(self, task, split):
         self.task, self.split = task, split
@@ -201,14 +232,17 @@ class Evaluation:
 
 
 def make_task(spec):
-    """The task of a `train_wrapper:` spec: a registered name or the dotted path of a Task."""
+    """The task of a `train_wrapper:` spec: a registered name or the dotted path of a Task,
+    with its weights' average when the spec has `ema:` (models/ema.py)."""
     import models
     if isinstance(spec, dict) and isinstance(spec.get('name'), str):
         target = models.wrappers.get(spec['name'])
         if not (isinstance(target, type) and issubclass(target, Task)):
             raise utils.ConfigError(f"'{spec['name']}' is not a task: a train_wrapper is a "
                                     'subclass of models.Task (models/task.py)', key='name')
-    return models.wrappers.make(spec)
+    task = models.wrappers.make(spec)
+    with utils.at_key('ema'):
+        return ema.attach(task, spec.get('ema') if isinstance(spec, dict) else None)
 
 
 def load_task(path, what=None):

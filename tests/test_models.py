@@ -11,7 +11,7 @@ def test_every_model_meets_the_model_contract(name):
     """models/__init__.py: built from its defaults, a model takes a batch of `input_shape`
     and trains; one that takes `num_classes` returns that many logits."""
     model = models.make({'name': name})
-    x = torch.randn(4, *model.input_shape)
+    x = example(model)
     out = model(x)
     assert len(out) == 4 and torch.isfinite(out).all()
     out.float().square().mean().backward()
@@ -19,7 +19,14 @@ def test_every_model_meets_the_model_contract(name):
                if p.requires_grad)
     if 'num_classes' in (utils.accepted_args(models.registry.get(name)) or {}):
         model = models.make({'name': name, 'args': {'num_classes': 7}})
-        assert model(torch.randn(4, *model.input_shape)).shape == (4, 7)
+        assert model(example(model)).shape == (4, 7)
+
+
+def example(model, n=4):
+    """A batch of what the model takes: images, or token ids below its vocab_size."""
+    if getattr(model, 'input_dtype', torch.float32) == torch.long:
+        return torch.randint(0, model.vocab_size, (n, *model.input_shape))
+    return torch.randn(n, *model.input_shape)
 
 
 def test_resnet18_takes_one_channel_images_both_ways():

@@ -18,7 +18,7 @@ from tasks import finite
 # GPU-only (cifar10-fast: bf16, compile, 1024-image batches) and sweep configs are left out.
 CONFIGS = ['configs/digits.yaml', 'configs/digits-augment.yaml', 'configs/digits-dcgan.yaml',
            'configs/diabetes-regression.yaml', 'configs/mnist-classification.yaml',
-           'configs/cifar10-resnet18.yaml']
+           'configs/cifar10-resnet18.yaml', 'configs/chars-lm.yaml']
 
 
 def test_the_list_holds_every_config_but_the_gpu_and_sweep_ones():

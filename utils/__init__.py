@@ -25,6 +25,7 @@ A config is a YAML mapping:
     test: bool                                      evaluate the test split after fit
 """
 from .config import (Provenance, apply_overrides, check_config, interpolate, load_config,
+                     resolve_run_values, uses_run_values,
                      load_yaml, parse_yaml)
 from .errors import (ConfigError, ConfigErrors, Mistakes, TrainingStopped, at_key, close_matches,
                      each, listing, run_cli, short)
@@ -36,7 +37,7 @@ from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, c
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start, write_git_state)
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
-                   write_hparams, write_images)
+                   write_hparams, write_images, write_texts)
 from .speed import first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)

@@ -287,17 +287,54 @@ def _compose(path, out, provenance, stack):
 
 
 def interpolate(cfg):
-    """Resolve `${a.b}` (and OmegaConf's resolvers, like `${oc.env:HOME}`) into plain values."""
+    """Resolve `${a.b}` (and OmegaConf's resolvers, like `${oc.env:HOME}`) into plain values.
+    `${run.NAME}` stays as it is: the engines fill it in once the data is built
+    (resolve_run_values)."""
     if '${' not in repr(cfg):
         return cfg
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-    try:
-        return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
+    try:  # OmegaConf leaves an escaped \${...} as the text ${...}
+        return OmegaConf.to_container(OmegaConf.create(_map_strings(
+            cfg, lambda s: RUN_VALUE.sub(lambda m: '\\' + m.group(0), s))), resolve=True)
     except OmegaConfBaseException as e:
         message = str(e).strip().splitlines()[0]
         raise ConfigError(f'cannot resolve: {message}', key=getattr(e, 'full_key', None)) \
             from None
+
+
+RUN_VALUE = re.compile(r'\$\{run\.([A-Za-z_]\w*)\}')
+
+
+def _map_strings(obj, fn):
+    if isinstance(obj, dict):
+        return {k: _map_strings(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_map_strings(v, fn) for v in obj]
+    return fn(obj) if isinstance(obj, str) else obj
+
+
+def uses_run_values(cfg):
+    return bool(RUN_VALUE.search(repr(cfg)))
+
+
+def resolve_run_values(cfg, values, path=()):
+    """`cfg` with each `${run.NAME}` replaced by values[NAME] (a whole value takes its type).
+    The engines call it with models.optim.run_lengths once the data is built."""
+    if isinstance(cfg, dict):
+        return {k: resolve_run_values(v, values, (*path, k)) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [resolve_run_values(v, values, (*path, i)) for i, v in enumerate(cfg)]
+    if not isinstance(cfg, str) or '${run.' not in cfg:
+        return cfg
+    for name in RUN_VALUE.findall(cfg):
+        if name not in values:
+            raise ConfigError(f"'${{run.{name}}}' is not known{close_matches(name, values)} "
+                              f"(this run knows: {', '.join('${run.%s}' % k for k in values)})",
+                              key='.'.join(map(str, path)))
+    whole = RUN_VALUE.fullmatch(cfg)
+    return values[whole.group(1)] if whole else \
+        RUN_VALUE.sub(lambda m: str(values[m.group(1)]), cfg)
 
 
 def check_config(cfg):

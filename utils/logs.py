@@ -76,3 +76,11 @@ def write_images(images, writer, run_dir, epoch):
         scale = -(-512 // grid.shape[-1])
         torchvision.utils.save_image(
             grid.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2), path)
+
+def write_texts(texts, writer, run_dir, epoch):
+    """A task's epoch_texts(): each to TensorBoard (TEXT tab, as a code block: spaces and line
+    breaks kept) at step `epoch`, and to log.txt as one line."""
+    from .run import append_log  # run.py imports this module
+    for name, text in texts.items():
+        writer.add_text(name, '```\n' + text.replace('```', '` ` `') + '\n```', epoch)
+        append_log(run_dir, f'epoch {epoch} {name}: {text!r}')

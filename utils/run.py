@@ -245,9 +245,11 @@ class Run:
         else:
             self.reopen = self.started_before = False
         self.resuming = bool(args.resume) or self.reopen
+        self.saved_cfg = None  # a resumed run's config.yaml, as it ran until now
         if args.resume:
             self.dir, self.ckpt = find_resume(args.resume)
             self.config_path = Path(args.config or self.dir / 'config.yaml')
+            self.saved_cfg = yaml.safe_load((self.dir / 'config.yaml').read_text()) or {}
         else:
             if not args.config:
                 raise ConfigError('--config is required (or --resume a run)')

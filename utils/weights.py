@@ -9,6 +9,7 @@ A checkpoint of either entrypoint is Lightning-shaped: {'state_dict': {'model.ne
 in 'callbacks', train.py its own in 'checkpoints' (best_path).
 """
 import copy
+import fnmatch
 import re
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
+
+EMA_PREFIX = 'ema.module.'  # a task's averaged copy (models/ema.py), in its state_dict
 
 
 def load_checkpoint(path, what=None, mmap=False):
@@ -90,29 +93,63 @@ def without_init_from(spec):
 
 
 def init_from(model, target):
-    """Load the weights of `target` (a run folder or a .ckpt) into `model`, where they fit.
-    The checkpoint's keys carry its task's prefix ('model.' in a classification task,
-    'generator.' in a GAN...): the prefix among its first key parts that matches the model
-    best is dropped. Missing and unexpected keys are a warning, a shape mismatch an error."""
-    path = find_checkpoint(target)
+    """Load the weights of `target` into `model`, where they fit. `target` is a run folder, a
+    checkpoint of either entrypoint, or a plain state_dict file (torchvision's and timm's
+    weights files); or {path, exclude: [patterns], strict: true}. The file's keys may carry
+    its task's prefix ('model.' in a classification task, 'generator.' in a GAN...): the prefix
+    among its first key parts that fits the model best is dropped. A run trained with `ema`
+    gives its averaged weights. `exclude` leaves out the model's tensors that match (fc.*: a
+    new head); strict: false skips tensors of another shape, in one warning, where strict
+    makes them an error. Missing and unexpected keys are a warning."""
+    options = target if isinstance(target, dict) else {'path': target}
+    unknown = sorted(set(options) - {'path', 'exclude', 'strict'})
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' (known: path, exclude, strict)",
+                          key=unknown[0])
+    if not isinstance(options.get('path'), str):
+        raise ConfigError(f"must be a run folder or a weights file, but got "
+                          f"{options.get('path')!r}", key='path' if 'path' in options else None)
+    exclude, strict = options.get('exclude') or [], options.get('strict', True)
+    if not isinstance(exclude, list) or not all(isinstance(p, str) for p in exclude):
+        raise ConfigError(f'must be a list of name patterns, but got {exclude!r}', key='exclude')
+    if not isinstance(strict, bool):
+        raise ConfigError(f'must be true or false, but got {strict!r}', key='strict')
+    path = find_checkpoint(options['path'])
     state_dict = load_checkpoint(path)['state_dict']
+    averaged = {k[len(EMA_PREFIX):]: v for k, v in state_dict.items() if k.startswith(EMA_PREFIX)}
+    state_dict = averaged or state_dict
     own = model.state_dict()
     prefix = best_prefix(state_dict, own)
     found = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    for i, pattern in enumerate(exclude):
+        if not any(fnmatch.fnmatchcase(k, pattern) for k in found):
+            raise ConfigError(f"'{pattern}' matches none of the tensors of {path} (they are "
+                              f"named like {_names(found)})", key=f'exclude.{i}')
+    found = {k: v for k, v in found.items()
+             if not any(fnmatch.fnmatchcase(k, p) for p in exclude)}
     matching = [k for k in found if k in own]
     if not matching:
         raise ConfigError(f'no weights in {path} fit {type(model).__name__} (its keys: '
                           f'{_names(list(own))}; the checkpoint\'s: {_names(list(state_dict))})')
-    for k in matching:
-        if found[k].shape != own[k].shape:
-            raise ConfigError(f'{path}: {prefix}{k} has shape {list(found[k].shape)}, but the '
-                              f'model\'s {k} has shape {list(own[k].shape)}')
+    shapes = [f'{k} {list(found[k].shape)} in the file, {list(own[k].shape)} in the model'
+              for k in matching if found[k].shape != own[k].shape]
+    if shapes and strict:
+        raise ConfigError(f'{path}: {len(shapes)} tensors have another shape ({_names(shapes, 2)});'
+                          ' leave them out with exclude: [patterns], or skip them with '
+                          'strict: false')
+    found = {k: v for k, v in found.items() if k not in own or v.shape == own[k].shape}
     missing, unexpected = model.load_state_dict(found, strict=False)
+    skipped = {s.split(' ')[0] for s in shapes}
+    missing = [k for k in missing if k not in skipped and  # said apart, or asked for
+               not any(fnmatch.fnmatchcase(k, p) for p in exclude)]
+    loaded = len(matching) - len(shapes)
     from .run import is_rank_zero  # run.py imports this module
-    if (missing or unexpected) and is_rank_zero():
-        print(f'warning: init_from {path}: loaded {len(matching)} of {len(own)} tensors of '
-              f'{type(model).__name__}; {len(missing)} missing ({_names(missing)}), '
-              f'{len(unexpected)} unexpected ({_names(unexpected)})', file=sys.stderr)
+    if (missing or unexpected or shapes) and is_rank_zero():
+        said = [f'{len(missing)} missing ({_names(missing)})' if missing else '',
+                f'{len(unexpected)} unexpected ({_names(unexpected)})' if unexpected else '',
+                f'{len(shapes)} of another shape skipped ({_names(shapes, 2)})' if shapes else '']
+        print(f'warning: init_from {path}: loaded {loaded} of {len(own)} tensors of '
+              f"{type(model).__name__}; {', '.join(s for s in said if s)}", file=sys.stderr)
     return model
 
 
