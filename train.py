@@ -419,6 +419,7 @@ def check(t):
         utils.check_monitors(t.cfg, logged, t.schedules)
     losses = {k: v for k, v in logged.items() if k.endswith('loss')}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in t.optimizers),
+             'param groups': models.optim.describe_groups(t.task, t.optimizers),
              'lr schedulers': ', '.join(type(s['scheduler']).__name__ for s in t.schedules)
              or 'none', **utils.speed_settings(t.cfg)}
     utils.check_report(t.task, t.device, batches, losses, parts)

@@ -187,6 +187,7 @@ def check(run, extra_callbacks=()):
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),
+             'param groups': models.optim.describe_groups(module.task, trainer.optimizers),
              'lr schedulers': ', '.join(type(c.scheduler).__name__
                                         for c in trainer.lr_scheduler_configs) or 'none',
              'callbacks': ', '.join(type(c).__name__ for c in trainer.callbacks),

@@ -170,14 +170,21 @@ def _group_rules(value):
     return value
 
 
-def describe_groups(optimizer):
-    """'default: 4 tensors, 17,674 values, lr 0.01; ...' for --check."""
+def describe_groups(task, optimizers):
+    """'default: 4 tensors, 17,674 values, lr 0.01, weight_decay 0; ...; frozen: ...', the
+    param groups of every optimizer, for --check."""
     parts = []
-    for i, group in enumerate(optimizer.param_groups):
-        values = sum(p.numel() for p in group['params'])
-        settings = ', '.join(f'{k} {group[k]:.3g}' for k in ('lr', 'weight_decay') if k in group)
-        parts.append(f"{group.get('name', f'group {i}')}: {len(group['params'])} tensors, "
-                     f'{values:,} values, {settings}')
+    for optimizer in optimizers:
+        for i, group in enumerate(optimizer.param_groups):
+            values = sum(p.numel() for p in group['params'])
+            settings = ', '.join(f'{k} {group[k]:.3g}' for k in ('lr', 'weight_decay')
+                                 if k in group)
+            parts.append(f"{group.get('name', f'group {i}')}: {len(group['params'])} tensors, "
+                         f'{values:,} values, {settings}')
+    frozen = [p for name, p in task.named_parameters()
+              if not p.requires_grad and not name.startswith('ema.')]
+    if frozen:
+        parts.append(f'frozen: {len(frozen)} tensors, {sum(p.numel() for p in frozen):,} values')
     return '; '.join(parts)
 
 

@@ -62,12 +62,12 @@ class Task(nn.Module):
     """
     train_losses = ('loss',)
     eval_scalars = ('loss',)  # the validation_step entries besides preds and target
-    ema = None  # the weights' average (models/ema.py), when the spec asks for one
 
     def __init__(self, optim_spec=None, sched_spec=None):
         super().__init__()
         self.optim_spec, self.sched_spec = optim_spec, sched_spec
         self.metrics = nn.ModuleDict()
+        self.ema = None  # the weights' average (models/ema.py), when the spec asks for one
 
     def training_step(self, batch):
         raise NotImplementedError(f'{type(self).__name__} has no training_step')

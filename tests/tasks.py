@@ -36,3 +36,23 @@ class GANNaNAt(models.wrappers.get('gan')):
 
 def finite(state_dict):
     return all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point())
+
+
+class LrRecorder(models.Classification):
+    """Classification that appends the lr of its optimizer's first group at every training
+    step (each micro-batch of an accumulation) to the file `record`, one number a line."""
+
+    def __init__(self, record, **args):
+        super().__init__(**args)
+        self.record, self.optimizer = record, None
+
+    def configure_optimizers(self):
+        pairs = super().configure_optimizers()
+        self.optimizer = pairs[0][0]  # the engine's: the last one made
+        return pairs
+
+    def training_step(self, batch):
+        if torch.is_grad_enabled():
+            with open(self.record, 'a') as f:
+                f.write(f"{self.optimizer.param_groups[0]['lr']!r}\n")
+        return super().training_step(batch)

@@ -86,6 +86,10 @@ KINDS = {'regression': (['configs/diabetes-regression.yaml', 'data_module.args.l
          'accumulating': (['configs/digits.yaml', '+trainer_params.accumulate_grad_batches=2',
                            '+train_wrapper.args.model_spec.args.dropout=0.2'],
                           'tests.faults.FaultyLoss', 'cross_entropy'),
+         # the weights' average is in the checkpoint, and updated at every step after it
+         'ema': (['configs/digits.yaml', '+train_wrapper.ema={decay: 0.9}',
+                  '+train_wrapper.args.model_spec.args.dropout=0.2'],
+                 'tests.faults.FaultyLoss', 'cross_entropy'),
          'plateau': (['configs/digits.yaml', 'train_wrapper.args.sched_spec={name: '
                       'ReduceLROnPlateau, args: {patience: 0, factor: 0.5}, monitor: val/acc}'],
                      'tests.faults.FaultyLoss', 'cross_entropy')}
