@@ -26,7 +26,8 @@ warnings.filterwarnings('ignore', message=r'.*when logging on epoch level in dis
 class TaskModule(pl.LightningModule):
     def __init__(self, spec, nan_policy='stop', task=None):
         super().__init__()
-        self.save_hyperparameters(ignore=['task'])
+        # the checkpoint's; the trackers get the whole config instead (loggers/)
+        self.save_hyperparameters(ignore=['task'], logger=False)
         self.task = task if task is not None else models.make_task(spec)
         self.nan_policy = utils.check_nan_policy(nan_policy)
         self.automatic_optimization = len(self.task.train_losses) == 1
@@ -69,8 +70,11 @@ class TaskModule(pl.LightningModule):
 
     def on_train_epoch_end(self):
         images = self.task.epoch_images() if self.trainer.is_global_zero else {}
-        if images and self.logger is not None:
-            utils.write_images(images, self.logger.experiment, self.logger.log_dir,
+        if images:
+            from pytorch_lightning.loggers import TensorBoardLogger
+            board = next((lg.experiment for lg in self.loggers
+                          if isinstance(lg, TensorBoardLogger)), None)
+            utils.write_images(images, board, self.trainer.default_root_dir,
                                self.current_epoch + 1)
 
     def configure_optimizers(self):

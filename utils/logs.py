@@ -66,11 +66,13 @@ def write_hparams(writer, cfg, metric_names):
 
 
 def write_images(images, writer, run_dir, epoch):
-    """A task's epoch_images(): each to TensorBoard (IMAGES tab) at step `epoch` and to
-    <run>/<name>/epoch=EEE.png, small images enlarged to >= 512 px with their pixels sharp."""
+    """A task's epoch_images(): each to TensorBoard (IMAGES tab) at step `epoch` (unless
+    `writer` is None) and to <run>/<name>/epoch=EEE.png, small images enlarged to >= 512 px
+    with their pixels sharp."""
     import torchvision
     for name, grid in images.items():
-        writer.add_image(name, grid, epoch)
+        if writer is not None:
+            writer.add_image(name, grid, epoch)
         path = Path(run_dir) / name / f'epoch={epoch:03d}.png'
         path.parent.mkdir(exist_ok=True)
         scale = -(-512 // grid.shape[-1])
