@@ -1,5 +1,5 @@
 """The command line both entrypoints share, and run folders: save/<name>/ with config.yaml,
-src/ (the code as it ran), ckpt/, TensorBoard events and log.txt."""
+src/ (the code as it ran), env.txt (what it ran on), ckpt/, TensorBoard events and log.txt."""
 import argparse
 import contextlib
 import errno
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .config import Provenance, load_config, shown
+from .environment import ENV_FILE, write_environment
 from .errors import ConfigError, at_key
 from .weights import find_checkpoint, load_checkpoint
 
@@ -297,6 +298,8 @@ class Run:
                 remove_stale_temporaries(self.dir)
                 if not (self.dir / 'src').exists():  # died before its first save, or Ray's
                     build_then_rename(self.dir / 'src', snapshot_code)
+                if not (self.dir / ENV_FILE).exists():
+                    write_environment(self.dir, self.command)
                 if write_config:
                     self.write_config()
                 self.log(line)
@@ -304,6 +307,7 @@ class Run:
 
             def fill(folder):
                 snapshot_code(folder / 'src')
+                write_environment(folder, self.command)
                 self.write_config(folder)
                 append_log(folder, line)
             self.dir.parent.mkdir(parents=True, exist_ok=True)
