@@ -325,8 +325,8 @@ class Run:
         write_text(folder / 'config.yaml', text)
 
     def announce(self):
-        print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '
-              f'{self.dir.parent}')
+        print(f'run folder: {self.dir}\nsee it in TensorBoard: {tensorboard()} --logdir '
+              f'{shown(self.dir.parent)}')
 
     def log(self, line):
         append_log(self.dir, line)
@@ -494,6 +494,16 @@ def write_git_state(dst):
         (Path(dst) / 'git_commit.txt').write_text(commit)
         (Path(dst) / 'git_diff.patch').write_text(git('diff', 'HEAD') or '')
     return bool(commit)
+
+
+def tensorboard():
+    """How to start this interpreter's TensorBoard from this shell: `tensorboard` when it is the
+    one on PATH (an activated venv), else its path (`make demo` runs .venv/bin/python)."""
+    beside = Path(sys.executable).parent / 'tensorboard'
+    on_path = shutil.which('tensorboard')
+    if not beside.is_file() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return 'tensorboard'
+    return shown(beside)
 
 
 def format_duration(seconds):
