@@ -71,11 +71,8 @@ class TaskModule(pl.LightningModule):
     def on_train_epoch_end(self):
         images = self.task.epoch_images() if self.trainer.is_global_zero else {}
         if images:
-            from pytorch_lightning.loggers import TensorBoardLogger
-            board = next((lg.experiment for lg in self.loggers
-                          if isinstance(lg, TensorBoardLogger)), None)
-            utils.write_images(images, board, self.trainer.default_root_dir,
-                               self.current_epoch + 1)
+            utils.write_images(images, utils.tensorboard_writer(self.loggers),
+                               self.trainer.default_root_dir, self.current_epoch + 1)
 
     def configure_optimizers(self):
         pairs = self.task.configure_optimizers()

@@ -145,3 +145,18 @@ def test_train_py_imports_no_lightning_and_no_tracker_it_is_not_given():
     modules = [line.split('|')[-1].strip() for line in result.stderr.splitlines()]
     assert 'loggers.mlflow_logger' in modules
     assert not [m for m in modules if m.split('.')[0] in ('mlflow', 'wandb', 'pytorch_lightning')]
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_images_go_to_tensorboard_wherever_it_is_listed_and_to_png_always(train, script):
+    gan = train('--config', 'configs/digits-dcgan.yaml', *SHRINK, '+loggers=[{name: csv}]',
+                name='gan', script=script)
+    assert len(list((gan / 'samples').glob('epoch=*.png'))) == 2
+    assert not list(gan.glob('events.out.tfevents.*'))
+    if script == 'train_pl.py':  # image_logger is Lightning's side
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        run = train(*DIGITS, *SHRINK, '+loggers=[{name: csv}, {name: tensorboard}]',
+                    '+callbacks=[{name: image_logger, args: {n: 4}}]', script=script)
+        events = EventAccumulator(str(run))
+        events.Reload()
+        assert len(events.Images('val/predictions')) == 2

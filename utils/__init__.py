@@ -22,6 +22,7 @@ A config is a YAML mapping:
     trainer_params: {...}                           pl.Trainer arguments (+ nan_policy, tf32)
     checkpoint:    {...}                            utils/checkpoints.py
     callbacks:     [{name, args}, ...]              callbacks registry or dotted paths
+    loggers:       [{name, args}, ...]              experiment trackers (loggers/); default tensorboard
     seed: int
     test: bool                                      evaluate the test split after fit
 """
@@ -38,7 +39,7 @@ from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, c
                   snapshot_code, start, write_git_state)
 from .environment import differences as environment_differences
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
-                   write_hparams, write_images)
+                   tensorboard_writer, write_hparams, write_images)
 from .speed import first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)

@@ -65,6 +65,13 @@ def write_hparams(writer, cfg, metric_names):
         file_writer.add_summary(summary)
 
 
+def tensorboard_writer(logger_list):
+    """The SummaryWriter of the TensorBoardLogger among Lightning's `logger_list`, or None (the
+    config's `loggers:` has no tensorboard, or it is not first)."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+    return next((lg.experiment for lg in logger_list if isinstance(lg, TensorBoardLogger)), None)
+
+
 def write_images(images, writer, run_dir, epoch):
     """A task's epoch_images(): each to TensorBoard (IMAGES tab) at step `epoch` (unless
     `writer` is None) and to <run>/<name>/epoch=EEE.png, small images enlarged to >= 512 px
