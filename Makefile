@@ -14,13 +14,12 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-trackers.txt
 	$(PY) -m pip install -r requirements-test.txt
 	touch $@
 
 demo: $(VENV)/.installed
 	$(PY) train_pl.py --config configs/digits.yaml --name $(NAME)
-	@echo "open TensorBoard on every run: $(VENV)/bin/tensorboard --logdir save"
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)

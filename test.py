@@ -227,6 +227,8 @@ def main(argv):
     if len(gpus) > 1:
         raise utils.ConfigError(f'--gpu takes one GPU, but got {args.gpu}')
     run_dir, config_path, cfg = open_run(args.run)
+    for difference in utils.environment_differences(run_dir, utils.ROOT):
+        print(f'warning: {difference} (its env.txt): results may differ', file=sys.stderr)
     ckpt = choose_checkpoint(run_dir, cfg, args.ckpt)
     state = utils.load_checkpoint(ckpt, f'--ckpt {args.ckpt}' if args.ckpt else f'--run {run_dir}')
     pl.seed_everything(cfg['seed'], verbose=False)

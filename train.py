@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
-from tensorboardX import SummaryWriter
 
 import datasets
+import loggers
 import models
 import utils
 from models.optim import step_schedulers
@@ -145,6 +145,8 @@ def build(run, device, rank, world_size):
             policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
         with mistakes.part():
             write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
+        with mistakes.part():
+            trackers = loggers.from_config(cfg)
         mistakes.raise_them()
         data.setup()
         models.check_fits(task, data, device)
@@ -162,14 +164,14 @@ def build(run, device, rank, world_size):
         run=run, cfg=cfg, params=params, task=task, device=device, rank=rank, master=master,
         world_size=world_size, ddp=utils.guards.distributed(),
         optimizers=[o for o, _ in pairs], schedules=[s for _, s in pairs if s],
-        loaders=loaders, policy=policy, stopper=stopper, write_csv=write_csv,
+        loaders=loaders, policy=policy, stopper=stopper, write_csv=write_csv, trackers=trackers,
         autocast=torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext(),
         # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
         max_epochs=params.get('max_epochs', 1000),  # Lightning's default
         accumulate=params.get('accumulate_grad_batches', 1),
         n_train=limit(len(loaders['train']), params.get('limit_train_batches')),
-        epoch=0, step=0, batches_done=0, losses={}, writer=None, signals=utils.StopSignals())
+        epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals())
 
 
 def average_gradients(t, optimizer):
@@ -259,8 +261,8 @@ def train_epoch(t):
         if (step_before + 1) % log_every == 0:
             losses = mean_losses(t)
             if t.master:
-                for name, loss in losses.items():
-                    t.writer.add_scalar(f'train/{name}', loss, step_before)
+                t.trackers.log_metrics({f'train/{k}': v for k, v in losses.items()},
+                                       step_before)
         signum = t.signals.agreed(t.device)
         if signum or (t.policy.due_within_epoch(t.step) and i + 1 < t.n_train):
             t.batches_done = i + 1
@@ -283,7 +285,7 @@ def mean_losses(t):
 
 def stop(t, signum):
     if t.master:
-        t.writer.close()
+        t.trackers.close()
         message = utils.stopped_message(signum, t.epoch + 1, t.step, 'train.py', t.run.dir)
         print(message, file=sys.stderr)
         t.run.log(message)
@@ -367,14 +369,13 @@ def end_epoch(t):
     if t.task.validates and (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
         metrics.update(evaluate(t, 'val'))
         if t.master:
-            for name, value in metrics.items():
-                if not name.startswith('train/'):
-                    t.writer.add_scalar(name, value, t.step - 1)
+            t.trackers.log_metrics({k: v for k, v in metrics.items()
+                                    if not k.startswith('train/')}, t.step - 1)
     # after validation, as in Lightning (a plateau scheduler needs the metric)
     step_schedulers(t.schedules, 'epoch', t.epoch + 1, metrics)
     if t.master:
-        utils.write_images(t.task.epoch_images(), t.writer, t.run.dir, t.epoch + 1)
-        utils.write_texts(t.task.epoch_texts(), t.writer, t.run.dir, t.epoch + 1)
+        t.trackers.log_images(t.task.epoch_images(), t.epoch + 1)
+        t.trackers.log_texts(t.task.epoch_texts(), t.epoch + 1)
     stopping = t.stopper is not None and t.stopper.should_stop(metrics)
     t.policy.end_of_epoch(t.epoch, t.step, metrics, lambda path: save_state(t, path), t.master)
     if t.master:
@@ -400,8 +401,7 @@ def test(t, epochs_done):
     metrics = evaluate(t, 'test')
     if t.master:
         t.run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
-        for name, value in metrics.items():
-            t.writer.add_scalar(name, value, t.step)
+        t.trackers.log_metrics(metrics, t.step)
         print('  '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items())))
         if t.write_csv:
             utils.record_metrics(utils.metrics_csv_path(t.run.dir), epochs_done, t.step, metrics)
@@ -455,12 +455,9 @@ def main(argv):
         resume(t)
     if t.master:
         run.create()
-        # tensorboardX names event files by the second and the host: a resume within the same
-        # second would overwrite the first file without a suffix of its own.
-        n_files = len(list(run.dir.glob('events.out.tfevents.*')))
-        t.writer = SummaryWriter(str(run.dir), filename_suffix=f'.{os.getpid()}.{n_files}')
+        t.trackers = loggers.Trackers(t.trackers, run.dir, run.resuming)
         if not run.resuming:
-            utils.write_hparams(t.writer, t.cfg, t.task.summary_metrics())
+            t.trackers.log_config(t.cfg, t.task.summary_metrics())
     t.progress = utils.Progress(t.max_epochs, t.epoch, run.log if t.master else None)
     epochs_done = t.epoch  # a resumed run has done `epoch` of them
     t.signals.install()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
@@ -476,7 +473,7 @@ def main(argv):
     if t.cfg.get('test', True) and t.task.validates:
         test(t, epochs_done)
     if t.master:
-        t.writer.close()
+        t.trackers.close()
         run.announce()
     if t.ddp:
         dist.destroy_process_group()

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import datasets
+import loggers
 import models
 import utils
 
@@ -53,10 +54,9 @@ DRY_RUN = dict(max_epochs=1, max_steps=-1, limit_train_batches=1, limit_val_batc
                enable_progress_bar=False, enable_model_summary=False)
 
 
-def make_trainer(run, callback_list, module, dry=False):
+def make_trainer(run, callback_list, module, trackers, dry=False):
     import pytorch_lightning as pl
     from lightning_fabric.utilities.exceptions import MisconfigurationException
-    from pytorch_lightning.loggers import TensorBoardLogger
     from pytorch_lightning.plugins.environments import SLURMEnvironment
 
     from callbacks.checkpoints import AtomicCheckpointIO
@@ -67,6 +67,8 @@ def make_trainer(run, callback_list, module, dry=False):
     # policy is runyard's (utils/checkpoints.py), not ModelCheckpoint
     params.update(use_distributed_sampler=False, enable_checkpointing=False)
     params.setdefault('plugins', [AtomicCheckpointIO()])
+    if not sys.stdout.isatty():  # a log file or a pipe: the ETA line says it once an epoch
+        params.setdefault('enable_progress_bar', False)
     if dry:
         params.update(DRY_RUN)
     if not module.task.validates:
@@ -92,10 +94,7 @@ def make_trainer(run, callback_list, module, dry=False):
         # steps leaves the other network's
         params.setdefault('strategy', 'ddp' if module.automatic_optimization
                           else 'ddp_find_unused_parameters_true')
-    # version='' puts the event files in the run folder itself: one TensorBoard run per run
-    # folder, continued on --resume.
-    params['logger'] = TensorBoardLogger(str(run.dir), name='', version='',
-                                         default_hp_metric=False)
+    params['logger'] = loggers.lightning(trackers, run.dir, run.resuming and not dry)
     try:
         return pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
     except (MisconfigurationException, ValueError) as e:
@@ -142,6 +141,8 @@ def build(run, extra_callbacks, dry=False):
                                           f'--resume {run.ckpt}')
         with mistakes.part():
             utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
+        with mistakes.part():
+            trackers = loggers.from_config(cfg, dry)
         mistakes.raise_them()
         data.setup()  # the splits: their sizes are checked before the run folder exists
         models.check_fits(task, data)
@@ -153,7 +154,7 @@ def build(run, extra_callbacks, dry=False):
                             params.get('nan_policy', 'stop'), task=task)
         module.schedules = [s for _, s in pairs if s]  # the fit's own replace them
         callback_list = make_callbacks(cfg, run, dry) + list(extra_callbacks)
-        trainer = make_trainer(run, callback_list, module, dry)
+        trainer = make_trainer(run, callback_list, module, trackers, dry)
     return data, module, trainer
 
 
@@ -217,8 +218,9 @@ def main(argv, extra_callbacks=()):
             for note in models.optim.resume_notes(run.saved_cfg, cfg, done, module.schedules):
                 print(note, file=sys.stderr)
         run.create(write_config=not run.resuming)
-    if trainer.is_global_zero and not run.resuming:
-        utils.write_hparams(trainer.logger.experiment, cfg, module.task.summary_metrics())
+    if trainer.is_global_zero:
+        loggers.start_lightning(loggers.from_config(cfg), trainer.loggers, run.dir, cfg,
+                                module.task.summary_metrics(), run.resuming)
     try:
         trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
                     weights_only=True)
@@ -238,6 +240,7 @@ def main(argv, extra_callbacks=()):
         if trainer.is_global_zero:
             run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
     if trainer.is_global_zero:
+        loggers.close_lightning(loggers.from_config(cfg), trainer.loggers)
         run.announce()
 
 

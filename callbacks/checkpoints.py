@@ -17,7 +17,9 @@ class Checkpoints(pl.Callback):
         self.step = trainer.global_step
 
     def write(self, trainer):
-        return lambda path: trainer.save_checkpoint(path)
+        # the whole state (optimizers, callbacks) to resume from; saying so keeps Lightning's
+        # "`weights_only` was not set" off the console at every save
+        return lambda path: trainer.save_checkpoint(path, weights_only=False)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         # only after an optimizer step: mid-accumulation, the gradients are not in the state

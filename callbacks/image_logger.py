@@ -24,14 +24,14 @@ class ImageLogger(pl.Callback):
             self.batch = x[:self.n], y[:self.n]
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or trainer.logger is None or not trainer.is_global_zero or \
+        board = utils.tensorboard_writer(trainer.loggers)
+        if trainer.sanity_checking or board is None or not trainer.is_global_zero or \
                 self.batch is None:
             return
         x, y = self.batch
         with torch.no_grad():
             predicted = pl_module(x).argmax(-1)
-        trainer.logger.experiment.add_figure(self.tag, figure(x, y, predicted),
-                                             trainer.global_step)
+        board.add_figure(self.tag, figure(x, y, predicted), trainer.global_step)
 
 
 def figure(x, y, predicted):

@@ -54,7 +54,7 @@ class RunState(pl.Callback):
         signum = self.signals.agreed(pl_module.device)
         if signum:
             if self.last_path:
-                trainer.save_checkpoint(self.last_path)
+                trainer.save_checkpoint(self.last_path, weights_only=False)
             raise Interrupted(signum)
 
     def on_train_end(self, trainer, pl_module):

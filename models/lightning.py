@@ -26,7 +26,8 @@ warnings.filterwarnings('ignore', message=r'.*when logging on epoch level in dis
 class TaskModule(pl.LightningModule):
     def __init__(self, spec, nan_policy='stop', task=None):
         super().__init__()
-        self.save_hyperparameters(ignore=['task'])
+        # the checkpoint's; the trackers get the whole config instead (loggers/)
+        self.save_hyperparameters(ignore=['task'], logger=False)
         self.task = task if task is not None else models.make_task(spec)
         self.nan_policy = utils.check_nan_policy(nan_policy)
         self.automatic_optimization = len(self.task.train_losses) == 1
@@ -68,12 +69,12 @@ class TaskModule(pl.LightningModule):
         self.log_losses(done, batch, batch_idx)
 
     def on_train_epoch_end(self):
-        if self.trainer.is_global_zero and self.logger is not None:
+        if self.trainer.is_global_zero:
+            writer = utils.tensorboard_writer(self.loggers)
             for write, made in ((utils.write_images, self.task.epoch_images()),
                                 (utils.write_texts, self.task.epoch_texts())):
                 if made:
-                    write(made, self.logger.experiment, self.logger.log_dir,
-                          self.current_epoch + 1)
+                    write(made, writer, self.trainer.default_root_dir, self.current_epoch + 1)
 
     def configure_optimizers(self):
         pairs = self.task.configure_optimizers()

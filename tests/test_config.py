@@ -56,8 +56,8 @@ def test_yaml_reads_exponent_floats_and_reports_the_line(tmp_path):
     ('train_wrapper: {name: base}', r'data_module: required section is missing'),
     ('data_module: {name: digits}\ntrain_wrapper: {name: base}\ntrainer_param: {}',
      r"trainer_param: unknown section; did you mean 'trainer_params' or 'train_wrapper'\? "
-     r"\(known: data_module, train_wrapper, trainer_params, checkpoint, callbacks, seed, test, "
-     r"search\)"),
+     r"\(known: data_module, train_wrapper, trainer_params, checkpoint, callbacks, loggers, seed, "
+     r"test, search\)"),
     ('data_module: {name: digits}\ntrain_wrapper: {name: base}\nseed: abc',
      r"seed: must be an integer, but got 'abc'"),
     ('- 1', r'must be a mapping at the top level'),

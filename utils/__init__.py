@@ -5,6 +5,7 @@ any module may import it; the folders use these names, so they stay stable.
     registry.py  Registry: names -> classes, make({name, args})
     config.py    YAML configs: _base_, _delete_, ${} interpolation, overrides, provenance
     run.py       the shared command line and run folders (save/<name>/)
+    environment.py  <run>/env.txt: Python, packages, CUDA, host, GPUs, the command
     logs.py      metrics.csv, the config in TensorBoard's HParams view
     seed.py      seeding, and the random states a checkpoint keeps
     speed.py     the GPU speed settings of a config, time-to-first-step
@@ -21,6 +22,7 @@ A config is a YAML mapping:
     trainer_params: {...}                           pl.Trainer arguments (+ nan_policy, tf32)
     checkpoint:    {...}                            utils/checkpoints.py
     callbacks:     [{name, args}, ...]              callbacks registry or dotted paths
+    loggers:       [{name, args}, ...]              experiment trackers (loggers/); default tensorboard
     seed: int
     test: bool                                      evaluate the test split after fit
 """
@@ -36,8 +38,9 @@ from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, c
                   check_report, disk_errors, replace_atomically, tested_line, write_text,
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start, write_git_state)
+from .environment import differences as environment_differences
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
-                   write_hparams, write_images, write_texts)
+                   tensorboard_writer, write_hparams, write_images, write_texts)
 from .speed import first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)

@@ -23,7 +23,7 @@ import yaml
 from .errors import ConfigError, at_key, close_matches, each
 
 SECTIONS = {'data_module': dict, 'train_wrapper': dict, 'trainer_params': dict,
-            'checkpoint': dict, 'callbacks': list, 'seed': int, 'test': bool,
+            'checkpoint': dict, 'callbacks': list, 'loggers': list, 'seed': int, 'test': bool,
             'search': dict}  # a sweep, for tune.py
 KINDS = {dict: 'a mapping', list: 'a list', int: 'an integer', bool: 'true or false'}
 REQUIRED = ('data_module', 'train_wrapper')

@@ -65,12 +65,21 @@ def write_hparams(writer, cfg, metric_names):
         file_writer.add_summary(summary)
 
 
+def tensorboard_writer(logger_list):
+    """The SummaryWriter of the TensorBoardLogger among Lightning's `logger_list`, or None (the
+    config's `loggers:` has no tensorboard, or it is not first)."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+    return next((lg.experiment for lg in logger_list if isinstance(lg, TensorBoardLogger)), None)
+
+
 def write_images(images, writer, run_dir, epoch):
-    """A task's epoch_images(): each to TensorBoard (IMAGES tab) at step `epoch` and to
-    <run>/<name>/epoch=EEE.png, small images enlarged to >= 512 px with their pixels sharp."""
+    """A task's epoch_images(): each to TensorBoard (IMAGES tab) at step `epoch` (unless
+    `writer` is None) and to <run>/<name>/epoch=EEE.png, small images enlarged to >= 512 px
+    with their pixels sharp."""
     import torchvision
     for name, grid in images.items():
-        writer.add_image(name, grid, epoch)
+        if writer is not None:
+            writer.add_image(name, grid, epoch)
         path = Path(run_dir) / name / f'epoch={epoch:03d}.png'
         path.parent.mkdir(exist_ok=True)
         scale = -(-512 // grid.shape[-1])
@@ -79,8 +88,9 @@ def write_images(images, writer, run_dir, epoch):
 
 def write_texts(texts, writer, run_dir, epoch):
     """A task's epoch_texts(): each to TensorBoard (TEXT tab, as a code block: spaces and line
-    breaks kept) at step `epoch`, and to log.txt as one line."""
+    breaks kept) at step `epoch` (unless `writer` is None), and to log.txt as one line."""
     from .run import append_log  # run.py imports this module
     for name, text in texts.items():
-        writer.add_text(name, '```\n' + text.replace('```', '` ` `') + '\n```', epoch)
+        if writer is not None:
+            writer.add_text(name, '```\n' + text.replace('```', '` ` `') + '\n```', epoch)
         append_log(run_dir, f'epoch {epoch} {name}: {text!r}')

@@ -1,5 +1,5 @@
 """The command line both entrypoints share, and run folders: save/<name>/ with config.yaml,
-src/ (the code as it ran), ckpt/, TensorBoard events and log.txt."""
+src/ (the code as it ran), env.txt (what it ran on), ckpt/, TensorBoard events and log.txt."""
 import argparse
 import contextlib
 import errno
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .config import Provenance, load_config, shown
+from .environment import ENV_FILE, write_environment
 from .errors import ConfigError, at_key
 from .weights import find_checkpoint, load_checkpoint
 
@@ -299,6 +300,8 @@ class Run:
                 remove_stale_temporaries(self.dir)
                 if not (self.dir / 'src').exists():  # died before its first save, or Ray's
                     build_then_rename(self.dir / 'src', snapshot_code)
+                if not (self.dir / ENV_FILE).exists():
+                    write_environment(self.dir, self.command)
                 if write_config:
                     self.write_config()
                 self.log(line)
@@ -306,6 +309,7 @@ class Run:
 
             def fill(folder):
                 snapshot_code(folder / 'src')
+                write_environment(folder, self.command)
                 self.write_config(folder)
                 append_log(folder, line)
             self.dir.parent.mkdir(parents=True, exist_ok=True)
@@ -323,8 +327,8 @@ class Run:
         write_text(folder / 'config.yaml', text)
 
     def announce(self):
-        print(f'run folder: {self.dir}\nsee it in TensorBoard: tensorboard --logdir '
-              f'{self.dir.parent}')
+        print(f'run folder: {self.dir}\nsee it in TensorBoard: {tensorboard()} --logdir '
+              f'{shown(self.dir.parent)}')
 
     def log(self, line):
         append_log(self.dir, line)
@@ -492,6 +496,16 @@ def write_git_state(dst):
         (Path(dst) / 'git_commit.txt').write_text(commit)
         (Path(dst) / 'git_diff.patch').write_text(git('diff', 'HEAD') or '')
     return bool(commit)
+
+
+def tensorboard():
+    """How to start this interpreter's TensorBoard from this shell: `tensorboard` when it is the
+    one on PATH (an activated venv), else its path (`make demo` runs .venv/bin/python)."""
+    beside = Path(sys.executable).parent / 'tensorboard'
+    on_path = shutil.which('tensorboard')
+    if not beside.is_file() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return 'tensorboard'
+    return shown(beside)
 
 
 def format_duration(seconds):
