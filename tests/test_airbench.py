@@ -159,8 +159,8 @@ def test_compile_gives_the_eager_logits_and_fits_outside_the_graph():
     assert model.whiten.fitted
 
 
-def test_one_sgd_step_with_the_configs_optimizer_lowers_the_loss():
-    args = utils.load_config(ROOT / 'configs/cifar10-fast.yaml')['train_wrapper']['args']
+def test_one_sgd_step_with_the_configs_optimizer_lowers_the_loss(fast_config):
+    args = fast_config['train_wrapper']['args']
     torch.manual_seed(0)
     model = airbench()
     loss_fn = torch.nn.CrossEntropyLoss(**args['loss_spec']['args'])
@@ -220,7 +220,12 @@ def test_ddp_ranks_fit_the_same_filters_from_their_pooled_patches(tmp_path):
 
 @pytest.fixture
 def fast_config():
-    return utils.load_config(ROOT / 'configs/cifar10-fast.yaml')
+    """The config as the engines run it: ${run.total_steps} from its data's size (45000 train
+    images in batches of 1024: 44 an epoch)."""
+    cfg = utils.load_config(ROOT / 'configs/cifar10-fast.yaml')
+    data = cfg['data_module']['args']
+    batches = math.ceil((50000 - data['val_size']) / data['batch_size'])
+    return utils.resolve_run_values(cfg, models.optim.run_lengths(batches, cfg['trainer_params']))
 
 
 def test_fast_config_model_spec_builds_with_compile_off(fast_config):

@@ -29,7 +29,7 @@ def test_check_runs_every_shipped_config(config, script, save_dir, mnist_root, c
     summary = dict(line.split(': ', 1) for line in out.splitlines()
                    if line.split(': ')[0] in ('model', 'train batch', 'losses'))
     assert int(summary['model'].split()[0].replace(',', '')) > 300
-    assert summary['train batch'].startswith('(float32[')
+    assert summary['train batch'].startswith('(int64[' if dataset == 'chars' else '(float32[')
     losses = dict(zip(*[iter(summary['losses'].split())] * 2))
     expected = ('train/d_loss', 'train/g_loss') if gan else ('train/loss', 'val/loss')
     assert all(0 < float(losses[name]) < 10 for name in expected)
