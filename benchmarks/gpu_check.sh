@@ -3,7 +3,7 @@
 #
 #     bash benchmarks/gpu_check.sh [OUT_DIR]        # default: $OUT, else ./gpu-check
 #
-#   1. benchmarks/overhead.py --device cuda (the three workloads, 2 runs each);
+#   1. benchmarks/overhead.py --device cuda (the three workloads, one run of each);
 #   2. the bf16 + compile run: configs/cifar10-fast.yaml (bf16-mixed, compile, channels_last,
 #      TF32, loader: memory) with --gpu 0 on both entrypoints, its time and test/acc (on
 #      load/cifar10 when it is there, else on random images in CIFAR-10's format: then the time
@@ -34,7 +34,8 @@ step() {  # step NAME SECONDS COMMAND...: its exit status, seconds and log
 "$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA GPU"; print(torch.cuda.get_device_name(0))' \
   >"$OUT_DIR/logs/device.log" 2>&1 || { cat "$OUT_DIR/logs/device.log"; exit 1; }
 
-step benchmark 240 "$PY" benchmarks/overhead.py --device cuda --repeats 2 --epochs 1,2 \
+# one run of each path and epoch count: 18 processes of a few seconds, about 3 minutes
+step benchmark 270 "$PY" benchmarks/overhead.py --device cuda --repeats 1 \
   --out "$OUT_DIR/benchmark.json"
 
 CIFAR=load/cifar10
@@ -44,7 +45,7 @@ if [ ! -f "$CIFAR/cifar-10-batches-py/test_batch" ]; then  # random images, the 
 import overhead; overhead.write_cifar10(Path('$CIFAR'), 50000, 10000)"
 fi
 for script in train.py train_pl.py; do
-  step "cifar10_fast_$script" 90 "$PY" "$script" --config configs/cifar10-fast.yaml --gpu 0 \
+  step "cifar10_fast_$script" 75 "$PY" "$script" --config configs/cifar10-fast.yaml --gpu 0 \
     --name "fast-$script" --save-dir "$SAVE" "data_module.args.root_dir=$CIFAR" \
     +trainer_params.enable_progress_bar=false
   step "digits_gpu_$script" 30 "$PY" "$script" --config configs/digits.yaml --gpu 0 \

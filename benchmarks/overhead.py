@@ -1,6 +1,6 @@
 """What runyard's entrypoints cost against a hand-written loop that does the same work.
 
-    python benchmarks/overhead.py [--device cpu|cuda] [--repeats 3] [--epochs 1,3]
+    python benchmarks/overhead.py [--device cpu|cuda] [--repeats 3] [--epochs 1,4]
                                   [--workloads digits,mnist,resnet18] [--out FILE.json] [--tiny]
 
 Three ways to train each workload, each a whole process, interleaved (handwritten, train.py,
@@ -15,7 +15,7 @@ two entrypoints on the workload's config. Workloads:
     resnet18  configs/cifar10-resnet18.yaml on CIFAR-10-format files written here, through a
               DataLoader with RandomCrop + flip (256 train / 128 val on a CPU)
 
-Each is run for two epoch counts (--epochs, default 1 and 3). The time per epoch is the slope,
+Each is run for two epoch counts (EPOCHS below, or --epochs for all). The time per epoch is the slope,
 (median wall time at the larger count - at the smaller) / their difference, so start-up is not
 in it; start-up is the smaller count's median wall time less its epochs. Also measured, in the
 same run: `python -c "import torch, torchvision"` (what start-up is measured over), each
@@ -52,6 +52,9 @@ TARGETS = {'per_epoch_train_py': 1.03, 'per_epoch_train_pl': 1.10,  # / handwrit
 SIZES = {'mnist': {'cpu': (4000, 1000), 'cuda': (8000, 2000), 'tiny': (96, 32)},
          'resnet18': {'cpu': (256, 128), 'cuda': (5000, 1000), 'tiny': (32, 16)}}
 BATCH = {'resnet18': {'tiny': 16}}  # else 128
+# Two epoch counts per workload: far enough apart that the epochs' time stands out of the
+# start-up's noise on a shared machine (a digits epoch takes about 20 ms)
+EPOCHS = {'digits': (1, 41), 'mnist': (1, 4), 'resnet18': (1, 3)}
 QUIET = ['+trainer_params.enable_progress_bar=false', '+trainer_params.enable_model_summary=false',
          '+test=false']
 FIRST_STEP = re.compile(r'first step: ([0-9.]+) s after launch')
@@ -118,11 +121,14 @@ def workload_commands(name, size_key, data_root):
                             str(n_val), '--batch-size', str(batch)], 'entry': entry}
 
 
-def timed(argv):
-    """(wall seconds, peak resident MB, stdout, stderr, exit status) of one process."""
+def timed(argv, threads=None):
+    """(wall seconds, peak resident MB, stdout, stderr, exit status) of one process, with
+    `threads` torch threads (OMP_NUM_THREADS)."""
     with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=out, stderr=err)
+        env = {**os.environ, **({'OMP_NUM_THREADS': str(threads)} if threads else {})}
+        process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=out, stderr=err,
+                                   env=env)
         # wait4: this child's own peak memory (getrusage's children's is the largest of all)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
@@ -131,7 +137,7 @@ def timed(argv):
         return seconds, usage.ru_maxrss / 1024, out.read(), err.read(), process.returncode
 
 
-def one_run(path, commands, epochs, run_dir, device):
+def one_run(path, commands, epochs, run_dir, device, threads):
     if path == 'handwritten':
         argv = [SCRIPTS[path], *commands['handwritten'], '--epochs', str(epochs), '--out',
                 str(run_dir), '--device', device]
@@ -139,7 +145,7 @@ def one_run(path, commands, epochs, run_dir, device):
         argv = [SCRIPTS[path], *commands['entry'], '--name', run_dir.name, '--save-dir',
                 str(run_dir.parent), f'trainer_params.max_epochs={epochs}',
                 *(['--gpu', '0'] if device == 'cuda' else [])]
-    seconds, peak, out, err, status = timed(argv)
+    seconds, peak, out, err, status = timed(argv, threads)
     if status:
         raise RuntimeError(f'{" ".join(argv)} failed ({status}):\n{err[-3000:]}')
     text = out if path == 'handwritten' else (run_dir / 'log.txt').read_text()
@@ -148,21 +154,22 @@ def one_run(path, commands, epochs, run_dir, device):
 
 def measure_workload(name, args, scratch, size_key):
     commands = workload_commands(name, size_key, scratch / 'data')
-    low, high = args.epochs
+    low, high = args.epochs or EPOCHS[name]
     runs = {path: {'seconds': {low: [], high: []}, 'first_step': [], 'peak_mb': []}
             for path in PATHS}
     for repeat in range(args.repeats):
         for epochs in (low, high):
             for path in PATHS:
                 run_dir = scratch / 'save' / f'{name}-{path}-{epochs}-{repeat}'
-                seconds, peak, first = one_run(path, commands, epochs, run_dir, args.device)
+                seconds, peak, first = one_run(path, commands, epochs, run_dir, args.device,
+                                               args.threads)
                 shutil.rmtree(run_dir, ignore_errors=True)
                 runs[path]['seconds'][epochs].append(seconds)
                 runs[path]['first_step'].append(first)
                 runs[path]['peak_mb'].append(peak)
                 progress(f'{name} {path} {epochs} epochs, run {repeat + 1}/{args.repeats}: '
                          f'{seconds:.2f} s')
-    result = {'paths': {}}
+    result = {'epochs': [low, high], 'paths': {}}
     for path, r in runs.items():
         t_low, t_high = (statistics.median(r['seconds'][e]) for e in (low, high))
         per_epoch = (t_high - t_low) / (high - low)
@@ -210,12 +217,14 @@ def verdict(value, key):
 def print_report(report):
     print(f"device {report['device']}; torch {report['versions']['torch']}, pytorch_lightning "
           f"{report['versions']['pytorch_lightning']}, python {report['versions']['python']}; "
-          f"epochs {report['epochs']}, {report['repeats']} runs each, medians")
+          f"{report['repeats']} runs of each path and epoch count, medians; "
+          f"{report['threads']} torch thread(s) per process")
     floor = report['import_seconds']
     print(f'python -c "import torch, torchvision": {floor:.2f} s\n')
     print(f"{'workload':<9} {'path':<12} {'s/epoch':>8} {'start-up':>9} {'first step':>11} "
           f"{'peak MB':>8}  ratio per epoch / start-up over the import")
     for name, w in report['workloads'].items():
+        print(f"{name}: epochs {' and '.join(map(str, w['epochs']))}")
         for path, p in w['paths'].items():
             line = (f"{name:<9} {path:<12} {p['per_epoch']:8.3f} {p['startup']:9.2f} "
                     f"{p['first_step']:11.2f} {p['peak_mb']:8.0f}")
@@ -233,14 +242,21 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--repeats', type=int, default=3, help='runs per path and epoch count')
-    p.add_argument('--epochs', default='1,3', help='the two epoch counts (default: %(default)s)')
+    p.add_argument('--epochs', help='the two epoch counts of every workload, like 1,3 '
+                                    f'(default: {EPOCHS})')
     p.add_argument('--workloads', default='digits,mnist,resnet18')
     p.add_argument('--out', help='write the results to this JSON file')
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch threads of every training process (default: %(default)s: on a '
+                        'machine shared with other work, more threads than free cores make '
+                        'the timings erratic)')
     p.add_argument('--tiny', action='store_true', help='every size shrunk (the test suite)')
     args = p.parse_args(argv)
-    args.epochs = [int(e) for e in args.epochs.split(',')]
-    if len(args.epochs) != 2 or not 1 <= args.epochs[0] < args.epochs[1]:
-        p.error(f'--epochs must be two counts, the first smaller, like 1,3, but got {args.epochs}')
+    if args.epochs:
+        args.epochs = [int(e) for e in args.epochs.split(',')]
+        if len(args.epochs) != 2 or not 1 <= args.epochs[0] < args.epochs[1]:
+            p.error(f'--epochs must be two counts, the first smaller, like 1,3, but got '
+                    f'{args.epochs}')
     args.workloads = args.workloads.split(',')
     unknown = [w for w in args.workloads if w not in ('digits', 'mnist', 'resnet18')]
     if unknown:
@@ -263,7 +279,7 @@ def main(argv=None):
             else f'cpu ({os.cpu_count()} cores)',
             'versions': {'torch': torch.__version__, 'pytorch_lightning': pl.__version__,
                          'python': platform.python_version()},
-            'epochs': args.epochs, 'repeats': args.repeats,
+            'repeats': args.repeats, 'threads': args.threads,
             'import_seconds': import_seconds(args.repeats),
             'config_error': config_error_seconds(args.repeats),
             'workloads': {name: measure_workload(name, args, scratch, size_key)

@@ -78,12 +78,12 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(scratch.iterdir()) == []
     report = json.loads(out.read_text())
-    assert report['device'].startswith('cpu') and report['epochs'] == [1, 2]
+    assert report['device'].startswith('cpu')
     assert report['versions']['torch'] == torch.__version__
     assert 0 < report['import_seconds'] < min(report['config_error'].values())
     assert set(report['workloads']) == {'digits', 'mnist', 'resnet18'}
     for name, w in report['workloads'].items():
-        assert set(w['paths']) == {'handwritten', 'train_py', 'train_pl'}
+        assert set(w['paths']) == {'handwritten', 'train_py', 'train_pl'} and w['epochs'] == [1, 2]
         for path, p in w['paths'].items():
             low, high = (statistics.median(p['seconds'][e]) for e in ('1', '2'))
             assert p['per_epoch'] == high - low and p['startup'] == low - p['per_epoch']
