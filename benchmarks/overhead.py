@@ -13,7 +13,7 @@ two entrypoints on the workload's config. Workloads:
     mnist     LeNet-5 on MNIST-format IDX files written here (4000 train / 1000 val on a
               CPU), through torchvision's MNIST and a DataLoader: ToTensor + Normalize, batch 64
     resnet18  configs/cifar10-resnet18.yaml on CIFAR-10-format files written here, through a
-              DataLoader with RandomCrop + flip (256 train / 128 val on a CPU)
+              DataLoader with RandomCrop + flip (128 train / 64 val on a CPU: one step an epoch)
 
 Each is run for two epoch counts (EPOCHS below, or --epochs for all). The time per epoch is the slope,
 (median wall time at the larger count - at the smaller) / their difference, so start-up is not
@@ -50,7 +50,7 @@ TARGETS = {'per_epoch_train_py': 1.03, 'per_epoch_train_pl': 1.10,  # / handwrit
            'config_error': 0.5}  # s over the import
 # (train, val); on a GPU, sizes that keep benchmarks/gpu_check.sh's run of all three to 4 minutes
 SIZES = {'mnist': {'cpu': (4000, 1000), 'cuda': (8000, 2000), 'tiny': (96, 32)},
-         'resnet18': {'cpu': (256, 128), 'cuda': (5000, 1000), 'tiny': (32, 16)}}
+         'resnet18': {'cpu': (128, 64), 'cuda': (5000, 1000), 'tiny': (32, 16)}}
 BATCH = {'resnet18': {'tiny': 16}}  # else 128
 # Two epoch counts per workload: far enough apart that the epochs' time stands out of the
 # start-up's noise on a shared machine (a digits epoch takes about 20 ms)
