@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -171,7 +170,8 @@ def build(run, device, rank, world_size):
         max_epochs=params.get('max_epochs', 1000),  # Lightning's default
         accumulate=params.get('accumulate_grad_batches', 1),
         n_train=limit(len(loaders['train']), params.get('limit_train_batches')),
-        epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals())
+        epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals(),
+        checks=utils.LossChecks(params.get('nan_policy', 'stop'), policy.last_path, master))
 
 
 def average_gradients(t, optimizer):
@@ -208,8 +208,7 @@ def train_step(t, batch, i):
     for k, optimizer in enumerate(t.optimizers):
         with t.autocast:
             name, loss = next(losses)
-        if not utils.loss_is_usable(loss, t.params.get('nan_policy', 'stop'), t.epoch + 1,
-                                    t.step, i, t.policy.last_path, t.master):
+        if not t.checks.usable(loss, t.epoch + 1, t.step, i):
             optimizer.zero_grad(set_to_none=True)
             if k and last_micro:
                 t.scaler.update()  # the optimizers before this one have stepped
@@ -263,7 +262,7 @@ def train_epoch(t):
             if t.master:
                 t.trackers.log_metrics({f'train/{k}': v for k, v in losses.items()},
                                        step_before)
-        signum = t.signals.agreed(t.device)
+        signum = t.signals.agreed(t.device, t.step, log_every)  # under DDP, at log steps
         if signum or (t.policy.due_within_epoch(t.step) and i + 1 < t.n_train):
             t.batches_done = i + 1
             t.policy.save_last(lambda path: save_state(t, path), t.master)
@@ -274,7 +273,8 @@ def train_epoch(t):
 
 def mean_losses(t):
     """{name: float} of the last batch's losses, averaged over the ranks: what every rank
-    logs, ranks checkpoints and stops early by."""
+    logs, ranks checkpoints and stops early by. The NaN checks are read with them."""
+    t.checks.read()
     names = sorted(t.losses)
     if not t.ddp or not names:
         return {name: t.losses[name].item() for name in names}
@@ -314,6 +314,7 @@ def evaluate(t, split, n_batches=None):
 def save_state(t, path):
     """The checkpoint at `path`, of the state after `t.batches_done` batches of `t.epoch`
     (None: the whole epoch). Every rank calls it: each one's RNG is saved."""
+    t.checks.read()  # a bad loss since the last read: the run stops, this is not saved
     sync_weights(t, buffers_only=True)
     rngs = utils.all_rng_states()
     if not t.master:
@@ -411,6 +412,7 @@ def check(t):
     """--check: one train step and one val batch, then a summary; writes nothing."""
     batches = {'train': next(iter(t.loaders['train']))}
     train_step(t, to_device(batches['train'], t.device), 0)
+    t.checks.read()
     logged = {f'train/{k}': v.item() for k, v in t.losses.items()}
     if t.task.validates and len(t.loaders['val']):
         batches['val'] = next(iter(t.loaders['val']))

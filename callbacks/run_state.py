@@ -51,7 +51,9 @@ class RunState(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self.step:  # within an accumulation: at the next step
             return
-        signum = self.signals.agreed(pl_module.device)
+        # under DDP, agreed at the log steps only: an all-reduce a step stalls the queue
+        signum = self.signals.agreed(pl_module.device, trainer.global_step,
+                                     trainer.log_every_n_steps)
         if signum:
             if self.last_path:
                 trainer.save_checkpoint(self.last_path, weights_only=False)

@@ -1,7 +1,7 @@
 """Any task as a LightningModule, for train_pl.py and test.py: the one adapter between a plain
 task (models/task.py) and the Lightning Trainer. It does here, once, what the Trainer needs of
 a module: automatic optimization for a task with one optimizer, manual for several; the NaN
-policy on every loss before its backward pass; logging (validation metrics are reduced across
+policy on every loss (utils.LossChecks); logging (validation metrics are reduced across
 ranks as sums and counts by models.Evaluation); the task's spec as the checkpoint's
 hyper-parameters, so `TaskModule.load_from_checkpoint(path)` rebuilds it without the YAML.
 
@@ -29,24 +29,31 @@ class TaskModule(pl.LightningModule):
         # the checkpoint's; the trackers get the whole config instead (loggers/)
         self.save_hyperparameters(ignore=['task'], logger=False)
         self.task = task if task is not None else models.make_task(spec)
-        self.nan_policy = utils.check_nan_policy(nan_policy)
+        self.checks = utils.LossChecks(nan_policy)  # read at log steps and before every save
         self.automatic_optimization = len(self.task.train_losses) == 1
         self.evaluation, self.validated_epoch, self.schedules = None, None, []
 
     def forward(self, x):
         return self.task(x)
 
+    def on_train_start(self):
+        self.checks.last_path = self.trainer.default_root_dir + '/ckpt/last.ckpt'
+        self.checks.master = self.trainer.is_global_zero
+
     def usable(self, loss, batch_idx):
-        last = self.trainer.default_root_dir + '/ckpt/last.ckpt'
-        return utils.loss_is_usable(loss, self.nan_policy, self.current_epoch + 1,
-                                    self.global_step, batch_idx, last, self.trainer.is_global_zero)
+        return self.checks.usable(loss, self.current_epoch + 1, self.global_step, batch_idx,
+                                  read=self.log_step(batch_idx))
+
+    def log_step(self, batch_idx):
+        """Where the Trainer writes logs, and the epoch's last batch (the ETA line shows it)."""
+        trainer = self.trainer
+        return (self.global_step + 1) % trainer.log_every_n_steps == 0 or \
+            batch_idx + 1 == trainer.num_training_batches
 
     def log_losses(self, losses, batch, batch_idx):
-        # Only where the Trainer writes logs, and at the epoch's last batch (the ETA line shows
-        # it): each self.log call costs about 0.8 ms of Python (benchmarks/RESULTS.md).
-        trainer = self.trainer
-        if (self.global_step + 1) % trainer.log_every_n_steps == 0 or \
-                batch_idx + 1 == trainer.num_training_batches:
+        # Only at log steps: each self.log call costs about 0.8 ms of Python, and reads the
+        # device (benchmarks/RESULTS.md).
+        if self.log_step(batch_idx):
             # averaged over the ranks: every rank ranks checkpoints and stops early by them
             self.log_dict({f'train/{name}': loss for name, loss in losses.items()},
                           prog_bar=True, batch_size=batch_size(batch), sync_dist=True)
@@ -119,6 +126,7 @@ class TaskModule(pl.LightningModule):
             batch[0] if isinstance(batch, (list, tuple)) else batch)
 
     def on_save_checkpoint(self, checkpoint):
+        self.checks.read()  # a bad loss since the last read: the run stops, this is not saved
         checkpoint['state_dict'] = {k.removeprefix('task.'): v
                                     for k, v in checkpoint['state_dict'].items()}
 

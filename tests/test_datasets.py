@@ -116,6 +116,26 @@ def test_normalised_with_the_datasets_statistics_unless_the_config_says_otherwis
     assert torch.allclose(x_own, (x_raw - 0.5) / 0.5)
 
 
+@pytest.mark.parametrize('name', ['mnist', 'cifar10'])
+def test_the_default_pipeline_gives_torchvisions_classic_tensors(name, request):
+    """to_tensor + Normalize, the pipeline of every image dataset here, to the bit what
+    torchvision's classic transforms give, from the real files' PIL images."""
+    from torchvision import transforms as classic
+    data = make(name, root_dir=str(request.getfixturevalue(f'{name}_root')), val_size=16)
+    mean, std = NORMALISATION[name]
+    expected = classic.Compose([classic.ToTensor(), classic.Normalize(mean, std)])
+    raw = data.splits['test'].dataset
+    for i in range(4):
+        image, _ = raw[i]
+        assert torch.equal(data.splits['test'][i][0], expected(image))
+    pixels = np.asarray(raw[0][0])  # a uint8 array, as a user's dataset may hold them
+    assert torch.equal(datasets.transforms.make('to_tensor')(pixels),
+                       classic.ToTensor()(pixels))
+    as_tensor = torch.from_numpy(pixels).reshape(1, *pixels.shape[:2]) if pixels.ndim == 2 \
+        else torch.from_numpy(pixels).permute(2, 0, 1)  # a C x H x W uint8 tensor: v2's path
+    assert torch.equal(datasets.transforms.make('to_tensor')(as_tensor), classic.ToTensor()(pixels))
+
+
 @pytest.mark.parametrize('name, folder, missing, fix', [
     ('mnist', 'MNIST/raw', 't10k-labels-idx1-ubyte', 'put the uncompressed IDX files there'),
     ('fashion_mnist', 'FashionMNIST/raw', 't10k-labels-idx1-ubyte',

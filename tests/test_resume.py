@@ -1,5 +1,6 @@
 """When a run dies: SIGKILL, SIGTERM, a kill while writing a checkpoint, a NaN loss. Each run
 here is a real process; the resumed run must end bit for bit where the uninterrupted one did."""
+import math
 import re
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, run_command
+from conftest import ROOT, run_command, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +159,25 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(script,
     state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
     assert state['global_step'] == 6  # the end of epoch 1
     assert all(torch.isfinite(v).all() for v in state['state_dict'].values())
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_a_nan_loss_between_log_steps_is_never_saved_or_logged(script, tmp_path):
+    """The NaN flag is read at the log steps (every 5) and before every save, not at each step:
+    the loss of step 7 goes bad, the save due after step 8 finds it and stops the run."""
+    config = [arg.replace('log_every_n_steps=1', 'log_every_n_steps=5') for arg in CONFIG]
+    result = run_command(script, *config, *fault(8, 'nan'), '--name', 'run',
+                         '--save-dir', str(tmp_path))
+    assert result.returncode == 1, result.stderr
+    run = tmp_path / 'run'
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'error: the loss is nan at epoch 2, step 7; the run stopped and {run}/ckpt/last.ckpt '
+        'is the last good checkpoint')
+    state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
+    assert state['global_step'] == 6  # saved at step 6, not at step 8 after the bad step
+    assert all(torch.isfinite(v).all() for v in state['state_dict'].values())
+    logged = scalars(run, 'train/loss')
+    assert logged and all(math.isfinite(value) for _, value in logged)
 
 
 @pytest.mark.parametrize('script', SCRIPTS)

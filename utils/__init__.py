@@ -44,8 +44,8 @@ from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record
 from .speed import first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
-from .guards import NAN_POLICIES, StopSignals, agreed, check_nan_policy, loss_is_usable, \
-    stopped_message
+from .guards import NAN_POLICIES, LossChecks, StopSignals, agreed, check_nan_policy, \
+    loss_is_usable, stopped_message
 from .checkpoints import CheckpointPolicy
 from .early_stopping import EarlyStopping
 from .progress import Progress

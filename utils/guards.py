@@ -3,10 +3,13 @@ callbacks/run_state.py and models/lightning.py wrap them for Lightning):
 
 - stop signals: SIGTERM and SIGUSR1 (what SLURM and cloud schedulers send before a kill) and
   SIGINT (Ctrl-C) are only noted; the engine saves last.ckpt at the next step and exits;
-- the NaN/Inf policy: a loss that is not finite stops the run before its backward pass
-  (`trainer_params.nan_policy: stop`, the default; last.ckpt stays the last good state) or
-  skips the batch (`skip`);
+- the NaN/Inf policy: a loss that is not finite stops the run (`trainer_params.nan_policy:
+  stop`, the default; last.ckpt stays the last good state) or skips the batch (`skip`);
 - agreement: under DDP every rank takes the same decision, or the ranks would deadlock.
+
+Neither reads the device at every step: a read waits for every queued kernel (an accelerator's
+queue runs dry) and, under DDP, for an all-reduce. The engines read at their log steps
+(`log_every_n_steps`), before every checkpoint and at a stop (LossChecks, StopSignals.agreed).
 """
 import os
 import signal
@@ -74,9 +77,10 @@ def check_nan_policy(policy):
 
 
 def loss_is_usable(loss, policy, epoch, step, batch, last_path, master=True):
-    """True when `loss` may be backpropagated. A NaN or Inf loss (on any rank) is skipped
-    (False) under `policy: skip`, and stops the run under `stop`. `epoch` counts from 1,
-    `step` is the optimizer steps done, `batch` the batch's index in its epoch."""
+    """True when `loss` may be backpropagated, read now (one host sync, and an all-reduce under
+    DDP). A NaN or Inf loss (on any rank) is skipped (False) under `policy: skip`, and stops the
+    run under `stop`. `epoch` counts from 1, `step` is the optimizer steps done, `batch` the
+    batch's index in its epoch."""
     if not agreed(not torch.isfinite(loss).all(), loss.device):
         return True
     if policy == 'skip':
@@ -84,8 +88,49 @@ def loss_is_usable(loss, policy, epoch, step, batch, last_path, master=True):
             print(f'warning: skipped batch {batch} of epoch {epoch}: the loss is {loss.item()}',
                   file=sys.stderr)
         return False
-    raise TrainingStopped(f'the loss is {loss.item()} at epoch {epoch}, step {step}; the run '
-                          f'stopped and {last_path or "last.ckpt"} is the last good checkpoint')
+    raise nan_stop(loss, epoch, step, last_path)
+
+
+def nan_stop(loss, epoch, step, last_path):
+    return TrainingStopped(f'the loss is {loss.item()} at epoch {epoch}, step {step}; the run '
+                           f'stopped and {last_path or "last.ckpt"} is the last good checkpoint')
+
+
+class LossChecks:
+    """The NaN/Inf policy of one run, each loss checked on the device. Under `skip` the engine
+    must know before the optimizer step whether to take it, so each loss is read at once (one
+    flag a step, as GradScaler's fp16 reads its own). Under `stop` (the default) a loss is only
+    noted, and read() reads all the noted ones at once: the engines call it at their log
+    steps, before every checkpoint is written and before a stop. A bad loss between two reads
+    is applied to the weights in memory, but the run stops at the next read, before any of it
+    is logged or saved: last.ckpt stays the last good state, and the message names the step the
+    loss went bad at."""
+
+    def __init__(self, policy='stop', last_path=None, master=True):
+        self.policy, self.last_path, self.master = check_nan_policy(policy), last_path, master
+        self.noted = []  # (loss, epoch, step, batch) since the last read
+
+    def usable(self, loss, epoch, step, batch, read=False):
+        """True when `loss` may be backpropagated; `read`: read it (and those noted) now."""
+        if self.policy == 'skip':
+            return loss_is_usable(loss, 'skip', epoch, step, batch, self.last_path, self.master)
+        self.noted.append((loss.detach(), epoch, step, batch))
+        if read:
+            self.read()
+        return True
+
+    def read(self):
+        """Raises TrainingStopped at the first noted loss that is not finite on some rank. Every
+        rank calls it at the same points, with as many losses noted."""
+        noted, self.noted = self.noted, []
+        if not noted:
+            return
+        bad = torch.stack([~torch.isfinite(loss).all() for loss, *_ in noted]).float()
+        if distributed():
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        for (loss, epoch, step, batch), is_bad in zip(noted, bad.tolist()):
+            if is_bad:  # (this rank's value, which another rank's may be the bad one of)
+                raise nan_stop(loss, epoch, step, self.last_path)
 
 
 class StopSignals:
@@ -104,9 +149,13 @@ class StopSignals:
     def note(self, signum, frame):
         self.signum = signum
 
-    def agreed(self, device):
-        """The signal any rank received (0: none), the same on every rank."""
-        return int(agreed(self.signum, device))
+    def agreed(self, device, step=0, every=1):
+        """The signal any rank received (0: none), the same on every rank. Without DDP it is
+        this process's, at once and without a read of the device; under DDP the ranks agree by
+        an all-reduce at every `every`-th optimizer `step` (the log steps) and go on elsewhere."""
+        if not distributed():
+            return self.signum
+        return int(agreed(self.signum, device)) if step % every == 0 else 0
 
     def restore(self):
         for s, handler in self.previous.items():
