@@ -151,7 +151,7 @@ def read_inputs(target, data):
         from PIL import Image
 
         from datasets import transforms
-        steps = [transforms.to_tensor(), data.transforms.get('test')]  # None: no test transforms
+        steps = [transforms.ToTensor(), data.transforms.get('test')]  # None: no test transforms
         pipeline = transforms.compose([step for step in steps if step])
         inputs = []
         for file in files:

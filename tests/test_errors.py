@@ -52,8 +52,7 @@ CASES = [
      r': must be a mapping, but got 5$'),
     ('unknown model', [*DIGITS, 'train_wrapper.args.model_spec.name=mlpp'],
      '^error: ' + o('train_wrapper.args.model_spec.name=mlpp') +
-     r": unknown models name 'mlpp'; did you mean 'mlp'\? "
-     r"\(known: airbench, convnet, "),
+     r": unknown models name 'mlpp'; did you mean 'mlp'\? \(\d+ known\)$"),
     ('unknown argument', [*DIGITS, '+train_wrapper.args.model_spec.args.hiden=[8]'],
      '^error: ' + o('+train_wrapper.args.model_spec.args.hiden=[8]') +
      r": unknown argument 'hiden' for models 'mlp'; "
@@ -278,7 +277,7 @@ def test_real_command_line_prints_one_line_without_traceback(script, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "error: override 'train_wrapper.args.model_spec.name=mlpp': unknown models name 'mlpp'; "
-        "did you mean 'mlp'? (known: airbench, "), lines
+        "did you mean 'mlp'? ("), lines
     assert not (tmp_path / 'save').exists()
     with_debug = run_command(script, *DIGITS, 'train_wrapper.args.model_spec.name=mlpp',
                              '--debug', '--save-dir', str(tmp_path / 'save'))

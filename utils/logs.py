@@ -1,6 +1,7 @@
 """What a run logs besides checkpoints: metrics.csv, the config in TensorBoard's HParams view,
 and which library warnings to hide."""
 import csv
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -12,6 +13,9 @@ def hide_upstream_warnings():
     """Warnings that libraries raise about each other's code, once per run: nothing a user can
     act on (Lightning calls a torch API that torch deprecated)."""
     warnings.filterwarnings('ignore', message=r'`isinstance\(treespec, LeafSpec\)` is deprecated')
+    for name in ('pytorch_lightning.utilities.rank_zero', 'lightning.pytorch.utilities.rank_zero'):
+        # Lightning's advertisement for its cloud logger, on every Trainer made
+        logging.getLogger(name).addFilter(lambda record: 'litlogger' not in str(record.msg))
 
 
 def metrics_csv_path(run_dir):
