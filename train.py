@@ -24,7 +24,7 @@ import datasets
 import loggers
 import models
 import utils
-from models.optim import step_schedulers
+from models.optim import limit_batches, step_schedulers
 from models.task import optimizers_of, to_device, training_losses
 
 HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
@@ -108,13 +108,6 @@ def setup_distributed(gpus):
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def limit(n_batches, value):
-    """Lightning's limit_*_batches: an int is a count, a float a fraction."""
-    if value is None:
-        return n_batches
-    return min(n_batches, value if isinstance(value, int) else int(n_batches * value))
-
-
 def build(run, device, rank, world_size):
     """Everything a run needs, as one namespace `t`, built before the run folder exists so
     that a config mistake leaves no trace."""
@@ -169,7 +162,7 @@ def build(run, device, rank, world_size):
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
         max_epochs=params.get('max_epochs', 1000),  # Lightning's default
         accumulate=params.get('accumulate_grad_batches', 1),
-        n_train=limit(len(loaders['train']), params.get('limit_train_batches')),
+        n_train=limit_batches(len(loaders['train']), params.get('limit_train_batches')),
         epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals(),
         checks=utils.LossChecks(params.get('nan_policy', 'stop'), policy.last_path, master))
 
@@ -301,7 +294,7 @@ def evaluate(t, split, n_batches=None):
     sync_weights(t, buffers_only=True)
     t.task.eval()
     evaluation = models.Evaluation(t.task, split)
-    n = n_batches or limit(len(t.loaders[split]), t.params.get(f'limit_{split}_batches'))
+    n = n_batches or limit_batches(len(t.loaders[split]), t.params.get(f'limit_{split}_batches'))
     for i, batch in enumerate(t.loaders[split]):
         if i >= n:
             break

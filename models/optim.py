@@ -219,15 +219,19 @@ def make_scheduler(spec, optimizer):
     return settings
 
 
+def limit_batches(n_batches, value):
+    """Lightning's limit_*_batches: an int is a count, a float a fraction."""
+    if value is None:
+        return n_batches
+    return min(n_batches, value if isinstance(value, int) else int(n_batches * value))
+
+
 def run_lengths(train_batches, params):
     """{steps_per_epoch, total_steps}: the optimizer steps of an epoch and of the run, from
     this rank's train batches an epoch and trainer_params (limit_train_batches,
     accumulate_grad_batches, max_epochs, max_steps), as both engines count them. What
     `${run.steps_per_epoch}` and `${run.total_steps}` stand for in a config."""
-    value = params.get('limit_train_batches')
-    if value is not None:
-        train_batches = min(train_batches, value if isinstance(value, int) else
-                            int(train_batches * value))
+    train_batches = limit_batches(train_batches, params.get('limit_train_batches'))
     per_epoch = -(-train_batches // params.get('accumulate_grad_batches', 1))
     epochs, max_steps = params.get('max_epochs', 1000), params.get('max_steps', -1)
     total = per_epoch * epochs if epochs != -1 else None
