@@ -20,12 +20,12 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 
-import datasets
 import loggers
 import models
 import utils
+from models.build import build_run
 from models.optim import limit_batches, step_schedulers
-from models.task import optimizers_of, to_device, training_losses
+from models.task import to_device, training_losses
 
 HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
            'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
@@ -47,10 +47,8 @@ LOOP_CALLBACKS = ('eta', 'metrics_csv', 'early_stopping')
 
 
 def check_settings(params):
-    """trainer_params, with Lightning's meaning: every key and type (utils/types.py), then
-    what train.py itself supports of them."""
-    utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
-    utils.check_nan_policy(params.get('nan_policy', 'stop'))
+    """What train.py supports of trainer_params (their keys and types, with Lightning's
+    meaning, are checked by models.build)."""
     precision = str(params.get('precision', '32'))
     if precision not in AUTOCAST:
         raise utils.ConfigError(f"train.py supports precision {', '.join(AUTOCAST)}, but got "
@@ -111,39 +109,13 @@ def setup_distributed(gpus):
 def build(run, device, rank, world_size):
     """Everything a run needs, as one namespace `t`, built before the run folder exists so
     that a config mistake leaves no trace."""
-    cfg, master = run.cfg, rank == 0
-    params = dict(cfg.get('trainer_params') or {})
-    mistakes, task, data = utils.Mistakes(), None, None  # all the mistakes at once
-    with run.blamed():
-        with mistakes.part():
-            check_settings(params)
-        with mistakes.part(), utils.at_key('data_module'):
-            data = datasets.make(cfg['data_module'])
-        if data is not None and utils.uses_run_values(cfg):
-            with mistakes.part():  # ${run.total_steps}: known once the data is
-                cfg, _ = models.optim.with_run_lengths(cfg, data, world_size)
-                run.cfg = cfg
-        with mistakes.part(), utils.at_key('train_wrapper'):
-            # on resume, the weights are in the checkpoint
-            task = models.make_task(utils.without_init_from(cfg['train_wrapper'])
-                                    if run.ckpt else cfg['train_wrapper']).to(device)
-        if task is not None:
-            with mistakes.part():
-                pairs = optimizers_of(task, params)
-                if run.ckpt:  # another model's checkpoint or config: refused before any write
-                    utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
-                                          f'--resume {run.ckpt}')
-        with mistakes.part():
-            policy = utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
-        with mistakes.part():
-            write_csv, stopper = loop_callbacks(cfg.get('callbacks'), master)
-        with mistakes.part():
-            trackers = loggers.from_config(cfg)
-        mistakes.raise_them()
-        data.setup()
-        models.check_fits(task, data, device)
-    models.optim.check_lengths([s for _, s in pairs if s], models.optim.run_lengths(
-        data.train_batches(world_size), params), master)
+    master = rank == 0
+    b = build_run(run, world_size, device=device, check_settings=check_settings, parts={
+        'policy': lambda cfg: utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt'),
+        'callbacks': lambda cfg: loop_callbacks(cfg.get('callbacks'), master),
+        'trackers': loggers.from_config})
+    cfg, params, data, task, pairs, policy = b.cfg, b.params, b.data, b.task, b.pairs, b.policy
+    write_csv, stopper = b.callbacks
     amp_dtype = AUTOCAST[str(params.get('precision', '32'))]
     if amp_dtype is torch.float16 and device.type == 'cpu':
         amp_dtype = torch.bfloat16  # as Lightning does: the CPU's autocast is bfloat16
@@ -153,17 +125,17 @@ def build(run, device, rank, world_size):
                'val': data.val_dataloader(rank, world_size, device),
                'test': data.test_dataloader(rank, world_size, device)}
     return SimpleNamespace(
-        run=run, cfg=cfg, params=params, task=task, device=device, rank=rank, master=master,
+        run=run, cfg=cfg, params=dict(params), task=task, device=device, rank=rank, master=master,
         world_size=world_size, ddp=utils.guards.distributed(),
         optimizers=[o for o, _ in pairs], schedules=[s for _, s in pairs if s],
-        loaders=loaders, policy=policy, stopper=stopper, write_csv=write_csv, trackers=trackers,
+        loaders=loaders, policy=policy, stopper=stopper, write_csv=write_csv, trackers=b.trackers,
         autocast=torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext(),
         # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
         max_epochs=params.get('max_epochs', 1000),  # Lightning's default
         accumulate=params.get('accumulate_grad_batches', 1),
         n_train=limit_batches(len(loaders['train']), params.get('limit_train_batches')),
-        epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals(),
+        epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals(), grad_flags={},
         checks=utils.LossChecks(params.get('nan_policy', 'stop'), policy.last_path, master))
 
 
@@ -171,15 +143,19 @@ def average_gradients(t, optimizer):
     """What DDP's backward hooks do, for any task and any number of optimizers: every rank
     ends with the mean of all ranks' gradients, in one all-reduce per optimizer step (DDP
     would overlap it with the backward pass). A parameter without a gradient on every rank
-    keeps none, so the optimizer leaves it alone, as it would in one process."""
+    keeps none, so the optimizer leaves it alone, as it would in one process. The host reads
+    which ones have a gradient only when this rank lacks one (no device read otherwise)."""
     params = [p for group in optimizer.param_groups for p in group['params'] if p.requires_grad]
+    local = tuple(p.grad is not None for p in params)
+    if local not in t.grad_flags:  # a copy to the device waits for it: once per pattern
+        t.grad_flags[local] = torch.tensor(local, dtype=torch.float32, device=t.device)
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                      for p in params] +
-                     [torch.tensor([float(p.grad is not None) for p in params], device=t.device)])
+                      for p in params] + [t.grad_flags[local]])
     dist.all_reduce(flat)
+    has_grad = local if all(local) else flat[-len(params):].tolist()  # some rank's, or none
     offset = 0
-    for p, has_grad in zip(params, flat[-len(params):].tolist()):
-        p.grad = flat[offset:offset + p.numel()].view_as(p) / t.world_size if has_grad else None
+    for p, has in zip(params, has_grad):
+        p.grad = flat[offset:offset + p.numel()].view_as(p) / t.world_size if has else None
         offset += p.numel()
 
 

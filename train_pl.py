@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import datasets
 import loggers
 import models
 import utils
+from models.build import build_run
 
 # Lightning is imported once the config's data, task and trainer_params have been checked
 # (main): a mistake there is reported in the time it takes to import torch.
@@ -113,49 +113,20 @@ def world_size(run, params):
 
 def build(run, extra_callbacks, dry=False):
     """The data, the task in its adapter and the Trainer, all before the run folder exists,
-    so that a config mistake leaves no trace. Every part is checked, and all the mistakes are
-    reported at once; those of the parts that need no Lightning before it is imported."""
-    cfg = run.cfg
-    params = cfg.get('trainer_params') or {}
-    mistakes, task, data = utils.Mistakes(), None, None
+    so that a config mistake leaves no trace: models/build.py checks the config in two rounds
+    before Lightning is imported, then the callbacks and the Trainer's own checks run."""
+    b = build_run(run, world_size(run, run.cfg.get('trainer_params') or {}), parts={
+        'checkpoint': lambda cfg: utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt'),
+        'trackers': lambda cfg: loggers.from_config(cfg, dry)})
+    cfg, params, task, trackers = b.cfg, b.params, b.task, b.trackers
     with run.blamed():
-        with mistakes.part():
-            utils.check_trainer_params(params, own=('nan_policy', 'tf32'))
-            utils.check_nan_policy(params.get('nan_policy', 'stop'))
-        with mistakes.part(), utils.at_key('data_module'):
-            data = datasets.make(cfg['data_module'])
-        if data is not None and utils.uses_run_values(cfg):
-            with mistakes.part():  # ${run.total_steps}: known once the data is
-                cfg, _ = models.optim.with_run_lengths(cfg, data, world_size(run, params))
-                run.cfg = cfg
-        with mistakes.part(), utils.at_key('train_wrapper'):
-            # a resumed run's weights come from its checkpoint: no `init_from` (that run may
-            # be gone)
-            spec = cfg['train_wrapper']
-            task = models.make_task(utils.without_init_from(spec) if run.ckpt else spec)
-        if task is not None:
-            with mistakes.part():
-                pairs = models.task.optimizers_of(task, params)  # a dry run: bad names fail now
-                if run.ckpt:  # another model's checkpoint or config: refused before any write
-                    utils.check_resumable(task, pairs, utils.load_checkpoint(run.ckpt),
-                                          f'--resume {run.ckpt}')
-        with mistakes.part():
-            utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')
-        with mistakes.part():
-            trackers = loggers.from_config(cfg, dry)
-        mistakes.raise_them()
-        data.setup()  # the splits: their sizes are checked before the run folder exists
-        models.check_fits(task, data)
-        models.optim.check_lengths([s for _, s in pairs if s], models.optim.run_lengths(
-            data.train_batches(world_size(run, params)), params), utils.is_rank_zero())
-
         from models.lightning import TaskModule  # imports Lightning
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
                             params.get('nan_policy', 'stop'), task=task)
-        module.schedules = [s for _, s in pairs if s]  # the fit's own replace them
+        module.schedules = [s for _, s in b.pairs if s]  # the fit's own replace them
         callback_list = make_callbacks(cfg, run, dry) + list(extra_callbacks)
         trainer = make_trainer(run, callback_list, module, trackers, dry)
-    return data, module, trainer
+    return b.data, module, trainer
 
 
 def best_checkpoint(trainer):

@@ -184,10 +184,15 @@ def measure_workload(name, args, scratch, size_key):
     return result
 
 
-def import_seconds(repeats):
+# What each entrypoint imports of other libraries before its first step: start-up over these
+# is what runyard itself adds (torchmetrics imports scipy.signal and matplotlib at its top)
+LIBRARIES = {'train_py': 'torch, torchvision, torchmetrics',
+             'train_pl': 'torch, torchvision, torchmetrics, pytorch_lightning'}
+
+
+def import_seconds(repeats, modules='torch, torchvision'):
     """Median wall time of `python -c "import torch, torchvision"`: start-up's floor."""
-    return statistics.median(timed(['-c', 'import torch, torchvision'])[0]
-                             for _ in range(repeats))
+    return statistics.median(timed(['-c', f'import {modules}'])[0] for _ in range(repeats))
 
 
 def config_error_seconds(repeats):
@@ -220,7 +225,10 @@ def print_report(report):
           f"{report['repeats']} runs of each path and epoch count, medians; "
           f"{report['threads']} torch thread(s) per process")
     floor = report['import_seconds']
-    print(f'python -c "import torch, torchvision": {floor:.2f} s\n')
+    print(f'python -c "import torch, torchvision": {floor:.2f} s')
+    for path, seconds in report['import_libraries'].items():
+        print(f'python -c "import {LIBRARIES[path]}": {seconds:.2f} s')
+    print()
     print(f"{'workload':<9} {'path':<12} {'s/epoch':>8} {'start-up':>9} {'first step':>11} "
           f"{'peak MB':>8}  ratio per epoch / start-up over the import")
     for name, w in report['workloads'].items():
@@ -230,7 +238,9 @@ def print_report(report):
                     f"{p['first_step']:11.2f} {p['peak_mb']:8.0f}")
             if path != 'handwritten':
                 line += (f"  {verdict(w[f'per_epoch_{path}'], f'per_epoch_{path}')} / "
-                         f"{verdict(p['startup'] - floor, f'startup_{path}')} s")
+                         f"{verdict(p['startup'] - floor, f'startup_{path}')} s "
+                         f"({p['startup'] - report['import_libraries'][path]:+.2f} s over "
+                         f"importing {LIBRARIES[path]})")
             print(line)
     errors = report['config_error']
     print('\ntime to a config error: ' + ', '.join(
@@ -281,6 +291,8 @@ def main(argv=None):
                          'python': platform.python_version()},
             'repeats': args.repeats, 'threads': args.threads,
             'import_seconds': import_seconds(args.repeats),
+            'import_libraries': {path: import_seconds(args.repeats, modules)
+                                 for path, modules in LIBRARIES.items()},
             'config_error': config_error_seconds(args.repeats),
             'workloads': {name: measure_workload(name, args, scratch, size_key)
                           for name in args.workloads}}

@@ -91,6 +91,20 @@ def make_optimizer(spec, params):
     return optimizers.make(plain, args={'params': param_groups(spec, params, defaults)})
 
 
+def check_optimizer(spec):
+    """An optim_spec's name and arguments, checked before any parameter exists (its groups
+    are checked against the parameters when it is built)."""
+    plain = {k: v for k, v in spec.items() if k not in GROUP_KEYS} if isinstance(spec, dict) \
+        else spec
+    optimizers.check(plain, args={'params': []})
+
+
+def check_scheduler(spec):
+    """A sched_spec's name and arguments, checked before its optimizer exists (a nested spec
+    of args.schedulers is checked when it is built)."""
+    schedulers.check(spec, args={'optimizer': None})
+
+
 def param_groups(spec, named, defaults):
     """torch's param groups for an optim_spec: the frozen parameters out, each other one in
     the group of the first `param_groups` pattern it matches (lr x lr_mult, its own

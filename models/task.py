@@ -17,7 +17,7 @@ import torch.nn as nn
 import utils
 from models import ema
 from models.metrics import make_metrics
-from models.optim import make_optimizer, make_scheduler
+from models.optim import check_optimizer, check_scheduler, make_optimizer, make_scheduler
 
 
 class Task(nn.Module):
@@ -231,15 +231,33 @@ class _Pass:
         return values
 
 
-def make_task(spec):
-    """The task of a `train_wrapper:` spec: a registered name or the dotted path of a Task,
-    with its weights' average when the spec has `ema:` (models/ema.py)."""
+def check_task(spec):
+    """What of a `train_wrapper:` spec can be checked without building the task: it names a
+    Task, and the Task's own arguments (its nested specs are checked as it builds them)."""
     import models
     if isinstance(spec, dict) and isinstance(spec.get('name'), str):
         target = models.wrappers.get(spec['name'])
         if not (isinstance(target, type) and issubclass(target, Task)):
             raise utils.ConfigError(f"'{spec['name']}' is not a task: a train_wrapper is a "
                                     'subclass of models.Task (models/task.py)', key='name')
+    mistakes = utils.Mistakes()
+    with mistakes.part():
+        models.wrappers.check(spec)
+    args = spec.get('args') if isinstance(spec, dict) else None
+    for key, check in (('optim_spec', check_optimizer), ('sched_spec', check_scheduler)):
+        # the base Task's own; one that needs ${run.total_steps} is checked once that is known
+        if isinstance(args, dict) and args.get(key) is not None and \
+                not utils.uses_run_values(args[key]):
+            with mistakes.part(), utils.at_key(f'args.{key}'):
+                check(args[key])
+    mistakes.raise_them()
+
+
+def make_task(spec):
+    """The task of a `train_wrapper:` spec: a registered name or the dotted path of a Task,
+    with its weights' average when the spec has `ema:` (models/ema.py)."""
+    import models
+    check_task(spec)
     task = models.wrappers.make(spec)
     with utils.at_key('ema'):
         return ema.attach(task, spec.get('ema') if isinstance(spec, dict) else None)

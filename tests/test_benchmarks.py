@@ -80,7 +80,11 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
     report = json.loads(out.read_text())
     assert report['device'].startswith('cpu')
     assert report['versions']['torch'] == torch.__version__
-    assert 0 < report['import_seconds'] < min(report['config_error'].values())
+    # a config error comes within a second of the import: which is faster is the noise's
+    assert all(finite(s) and s > 0 for s in [report['import_seconds'],
+                                              *report['config_error'].values()])
+    assert set(report['import_libraries']) == {'train_py', 'train_pl'}
+    assert all(finite(s) and s > 0 for s in report['import_libraries'].values())
     assert set(report['workloads']) == {'digits', 'mnist', 'resnet18'}
     for name, w in report['workloads'].items():
         assert set(w['paths']) == {'handwritten', 'train_py', 'train_pl'} and w['epochs'] == [1, 2]

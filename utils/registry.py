@@ -74,6 +74,17 @@ class Registry:
                 f'(my_module.MyClass)')
 
     def make(self, spec, args=None):
+        target, kwargs, label = self.check(spec, args)
+        try:
+            with at_key('args'):  # errors from nested specs: args.model_spec.name
+                return target(**kwargs)
+        except ValueError as e:  # torch's way of rejecting a value: lr=-1, betas=[2, 0]
+            raise ConfigError(f'{label} rejected its arguments: {e}', key='args') from None
+
+    def check(self, spec, args=None):
+        """(class, its arguments, label) of a spec, checked without building anything: its
+        keys, its name, and its own arguments' names and types (nested specs are checked by
+        the class that builds them)."""
         if isinstance(spec, str):
             spec = {'name': spec}
         if not isinstance(spec, dict) or 'name' not in spec:
@@ -94,11 +105,7 @@ class Registry:
         target = self.get(spec['name'])
         label = f"{self.kind} '{spec['name']}'"
         check_args(target, kwargs, label)
-        try:
-            with at_key('args'):  # errors from nested specs: args.model_spec.name
-                return target(**kwargs)
-        except ValueError as e:  # torch's way of rejecting a value: lr=-1, betas=[2, 0]
-            raise ConfigError(f'{label} rejected its arguments: {e}', key='args') from None
+        return target, kwargs, label
 
 
 def _where(obj):

@@ -131,10 +131,34 @@ def _adapter(annotation):
     return TypeAdapter(annotation)
 
 
+# pydantic's strict JSON checks of the scalar types, without building its validators (a tenth
+# of a second each, in every run's start-up)
+_SCALARS = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+            float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            bool: lambda v: isinstance(v, bool), str: lambda v: isinstance(v, str),
+            type(None): lambda v: v is None}
+
+
+def _scalar_fits(annotation, value):
+    """fits() of a scalar type, a Literal or a Union of them; None for any other annotation."""
+    if annotation in _SCALARS:
+        return _SCALARS[annotation](value)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        found = [_scalar_fits(a, value) for a in args]
+        return None if None in found else any(found)
+    return None
+
+
 def fits(annotation, value):
     """True when a plain value is of the (yaml_type of the) annotation, strictly."""
     if annotation is ANY:
         return True
+    quick = _scalar_fits(annotation, value)
+    if quick is not None:
+        return quick
     from pydantic import ValidationError
     try:
         _adapter(annotation).validate_json(json.dumps(value), strict=True)
