@@ -15,10 +15,12 @@ two entrypoints on the workload's config. Workloads:
     resnet18  configs/cifar10-resnet18.yaml on CIFAR-10-format files written here, through a
               DataLoader with RandomCrop + flip (128 train / 64 val on a CPU: one step an epoch)
 
-Each is run for two epoch counts (EPOCHS below, or --epochs for all). The time per epoch is the slope,
-(median wall time at the larger count - at the smaller) / their difference, so start-up is not
-in it; start-up is the smaller count's median wall time less its epochs. Also measured, in the
-same run: `python -c "import torch, torchvision"` (what start-up is measured over), each
+Each is run for two epoch counts (EPOCHS below, or --epochs for all). The time per epoch is the
+slope of the time after the first step (each process's wall time less its own time to the first
+step): (its median at the larger count - at the smaller) / their difference, so start-up and its
+noise are not in it; start-up is the smaller count's median wall time less its epochs. Also
+measured, in the same run: `python -c "import torch, torchvision"` (what start-up is measured
+over; and with torchmetrics, and Lightning, the libraries the entrypoints import), each
 process's time to first step (log.txt's line, or handwritten's stdout), its peak memory
 (ru_maxrss), and each entrypoint's time to a config error. The entrypoints run without progress
 bar, model summary or test pass (the hand-written loop has none). Every run folder is in a
@@ -155,7 +157,8 @@ def one_run(path, commands, epochs, run_dir, device, threads):
 def measure_workload(name, args, scratch, size_key):
     commands = workload_commands(name, size_key, scratch / 'data')
     low, high = args.epochs or EPOCHS[name]
-    runs = {path: {'seconds': {low: [], high: []}, 'first_step': [], 'peak_mb': []}
+    runs = {path: {'seconds': {low: [], high: []}, 'training': {low: [], high: []},
+                   'first_step': [], 'peak_mb': []}
             for path in PATHS}
     for repeat in range(args.repeats):
         for epochs in (low, high):
@@ -165,19 +168,24 @@ def measure_workload(name, args, scratch, size_key):
                                                args.threads)
                 shutil.rmtree(run_dir, ignore_errors=True)
                 runs[path]['seconds'][epochs].append(seconds)
+                runs[path]['training'][epochs].append(seconds - first)
                 runs[path]['first_step'].append(first)
                 runs[path]['peak_mb'].append(peak)
                 progress(f'{name} {path} {epochs} epochs, run {repeat + 1}/{args.repeats}: '
                          f'{seconds:.2f} s')
     result = {'epochs': [low, high], 'paths': {}}
     for path, r in runs.items():
-        t_low, t_high = (statistics.median(r['seconds'][e]) for e in (low, high))
-        per_epoch = (t_high - t_low) / (high - low)
+        # the epochs' time: the slope of the time after the first step, so that the noise of
+        # start-up (imports: +-1 s on a shared machine) is not in it
+        a_low, a_high = (statistics.median(r['training'][e]) for e in (low, high))
+        per_epoch = (a_high - a_low) / (high - low)
         result['paths'][path] = {
-            'per_epoch': per_epoch, 'startup': t_low - low * per_epoch,
+            'per_epoch': per_epoch,
+            'startup': statistics.median(r['seconds'][low]) - low * per_epoch,
             'first_step': statistics.median(r['first_step']),
             'peak_mb': statistics.median(r['peak_mb']),
-            'seconds': {str(e): s for e, s in r['seconds'].items()}}
+            'seconds': {str(e): s for e, s in r['seconds'].items()},
+            'after_first_step': {str(e): s for e, s in r['training'].items()}}
     hand = result['paths']['handwritten']
     for path in ('train_py', 'train_pl'):
         result[f'per_epoch_{path}'] = result['paths'][path]['per_epoch'] / hand['per_epoch']
