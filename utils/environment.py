@@ -13,24 +13,20 @@ ENV_FILE = 'env.txt'
 
 
 def installed():
-    """{package name: version} of every installed distribution, names lower-cased. Read from
-    the names of the *.dist-info folders on sys.path (`name-version.dist-info`), which is what
-    importlib.metadata finds too, without parsing every package's METADATA (0.4 s of a run's
-    start-up for 150 packages); a folder named otherwise has its metadata read."""
+    """{package name: version} of every installed distribution, names lower-cased. Name and
+    Version are read from the head of each METADATA file, where the core metadata puts them,
+    rather than by parsing it whole (0.2-0.5 s of a run's start-up for 150 packages)."""
     found = {}
-    for entry in sys.path:
-        folder = Path(entry or '.')
-        if not folder.is_dir():
-            continue
-        for info in sorted(folder.glob('*.dist-info')) + sorted(folder.glob('*.egg-info')):
-            match = re.fullmatch(r'([^-]+)-([^-]+?)(?:-py[\d.]+)?\.(?:dist|egg)-info', info.name)
-            if match:
-                name, version = match.groups()
-            else:
-                dist = importlib.metadata.Distribution.at(info)
-                name, version = dist.metadata['Name'], dist.version
-            if name:
-                found.setdefault(name.lower().replace('_', '-'), version)
+    for dist in importlib.metadata.distributions():
+        head = {}
+        for line in (dist.read_text('METADATA') or dist.read_text('PKG-INFO') or '').splitlines():
+            if not line.strip():  # the end of the headers
+                break
+            key, _, value = line.partition(':')
+            if key in ('Name', 'Version'):
+                head.setdefault(key, value.strip())
+        if head.get('Name'):
+            found.setdefault(head['Name'].lower().replace('_', '-'), head.get('Version'))
     return dict(sorted(found.items()))
 
 
