@@ -1,8 +1,8 @@
 """What both engines build before a run folder exists, checked in two rounds, every mistake of a
 round reported at once:
 
-1. what needs no task built: trainer_params, the data, the train_wrapper's name and its own
-   arguments, and the engine's `parts` (the checkpoint and loggers sections, train.py's
+1. what needs no task built: trainer_params, the data, the train_wrapper's name, its own
+   arguments and its optim_spec and sched_spec (models.task.check_task), and the engine's `parts` (the checkpoint and loggers sections, train.py's
    callbacks). A mistake there is reported in about the time it takes to import torch.
 2. the task (its models, losses and metrics: torchmetrics alone takes seconds to import), its
    optimizers and, on --resume, the checkpoint against them; then the data's splits and one
