@@ -3,7 +3,8 @@ round reported at once:
 
 1. what needs no task built: trainer_params, the data, the train_wrapper's name, its own
    arguments and its optim_spec and sched_spec (models.task.check_task), and the engine's
-   `parts` (the checkpoint and loggers sections, train.py's callbacks). A mistake there is reported in about the time it takes to import torch.
+   `parts` (the checkpoint and loggers sections, train.py's callbacks). A mistake there is
+   reported in about the time it takes to import torch.
 2. the task (its models, losses and metrics: torchmetrics alone takes seconds to import), its
    optimizers and, on --resume, the checkpoint against them; then the data's splits and one
    dry step of the task on two samples.
