@@ -253,6 +253,7 @@ def mean_losses(t):
 
 
 def stop(t, signum):
+    utils.wait_for_writes()  # the checkpoint just saved is on disk before the message says so
     if t.master:
         t.trackers.close()
         message = utils.stopped_message(signum, t.epoch + 1, t.step, 'train.py', t.run.dir)
@@ -363,6 +364,7 @@ def test(t, epochs_done):
     rank (every rank knows which: the policy runs alike on all)."""
     tested, step = None, t.step
     if t.policy.monitor and t.policy.best_path:
+        utils.wait_for_writes()
         if t.ddp:
             dist.barrier()  # rank 0 has written it
         state = utils.load_checkpoint(t.policy.best_path)
@@ -443,6 +445,7 @@ def main(argv):
         t.signals.restore()
     if t.cfg.get('test', True) and t.task.validates:
         test(t, epochs_done)
+    utils.wait_for_writes()
     if t.master:
         t.trackers.close()
         run.announce()

@@ -196,6 +196,7 @@ def main(argv, extra_callbacks=()):
         trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
                     weights_only=True)
     except Interrupted as e:
+        utils.wait_for_writes()  # the checkpoint just saved is on disk before the message
         message = utils.stopped_message(e.signum, trainer.current_epoch + 1, trainer.global_step,
                                         'train_pl.py', run.dir)
         if trainer.is_global_zero:
@@ -203,6 +204,8 @@ def main(argv, extra_callbacks=()):
             run.log(message)
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:
+        utils.wait_for_writes()  # on rank 0 (utils/writer.py), then every rank may read them
+        trainer.strategy.barrier('checkpoints written')
         tested, step = best_checkpoint(trainer), trainer.global_step
         if tested:
             step = utils.load_checkpoint(tested, mmap=True)['global_step']
@@ -210,6 +213,7 @@ def main(argv, extra_callbacks=()):
                      weights_only=True)
         if trainer.is_global_zero:
             run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
+    utils.wait_for_writes()
     if trainer.is_global_zero:
         loggers.close_lightning(loggers.from_config(cfg), trainer.loggers)
         run.announce()

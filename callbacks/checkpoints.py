@@ -43,11 +43,13 @@ class Checkpoints(pl.Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file and renamed into place: never half a file."""
+    """Checkpoints written to a temporary file and renamed into place (never half a file), on
+    utils/writer.py's thread."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         utils.atomic_save(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
         # tensors and plain containers only, whatever the caller asked: a checkpoint is data
+        utils.wait_for_writes()  # one this process saved is whole on disk
         return super().load_checkpoint(path, map_location=map_location, weights_only=True)

@@ -6,6 +6,7 @@ import signal
 import torch
 import torch.nn as nn
 
+import utils
 from losses.gan import NonSaturating
 
 
@@ -26,7 +27,9 @@ class Fault:
             if self.fault == 'nan':
                 return loss * float('nan')
             if self.fault == 'SIGKILL_IN_SAVE':  # the next checkpoint dies half-written: its
-                # temporary file is whole, the rename into place never comes
+                # temporary file is whole, the rename into place never comes (the write
+                # before it, on utils/writer.py's thread, is let finish first)
+                utils.wait_for_writes()
                 os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
                 return loss
             os.kill(os.getppid() if self.to_parent else os.getpid(), getattr(signal, self.fault))

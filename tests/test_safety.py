@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -207,16 +208,62 @@ def test_a_full_disk_during_the_snapshot_leaves_no_folder_and_resume_auto_starts
     assert 'started' in (folder / 'log.txt').read_text().splitlines()[0]
 
 
-def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch, capsys):
-    def save(obj, f, *args, **kwargs):
-        raise OSError(errno.ENOSPC, 'No space left on device', getattr(f, 'name', None))
-    monkeypatch.setattr(torch, 'save', save)
+def no_space(*args):  # what fsync says when the file system finds the disk full
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+
+@pytest.mark.parametrize('epochs', [1, 2])
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(epochs, tmp_path, monkeypatch,
+                                                           capsys):
+    """The write fails on the writer's thread; the run stops with its one line at the next
+    save (2 epochs) or at the end (1)."""
+    monkeypatch.setattr(utils.run.os, 'fsync', no_space)
     with pytest.raises(SystemExit) as stopped:
-        utils.run_cli(train.main, [*DIGITS, '--name', 'full', '--save-dir', str(tmp_path)])
+        utils.run_cli(train.main, [*DIGITS, f'trainer_params.max_epochs={epochs}',
+                                   '--name', 'full', '--save-dir', str(tmp_path)])
     assert stopped.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith('error: cannot write ') and 'the disk is full' in err, err
+    assert re.fullmatch(r'error: cannot write \S+/full/ckpt/\S+\.ckpt: the disk is full '
+                        r'\(No space left on device\)\n', err), err
     assert not list(tmp_path.rglob('*.ckpt')) and not list(tmp_path.rglob('.*.tmp'))
+
+
+def test_a_checkpoint_is_the_state_at_its_save_and_whole_when_read(tmp_path):
+    """utils.atomic_save returns once the bytes are made, before they are on disk: training
+    may change the tensors at once; a hard link to the file and a read of it come after the
+    write, as if it had been done before atomic_save returned."""
+    state = {'w': torch.arange(2 ** 22, dtype=torch.float32)}
+    utils.atomic_save(state, tmp_path / 'epoch=0.ckpt')
+    utils.atomic_link(tmp_path / 'epoch=0.ckpt', tmp_path / 'last.ckpt')
+    state['w'] += 1  # the next step
+    loaded = utils.load_checkpoint(tmp_path / 'last.ckpt')['state_dict']
+    assert torch.equal(loaded['w'], torch.arange(2 ** 22, dtype=torch.float32))
+    assert (tmp_path / 'last.ckpt').stat().st_ino == (tmp_path / 'epoch=0.ckpt').stat().st_ino
+
+
+def test_a_failed_background_write_is_raised_once_and_later_files_are_not_touched(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(utils.run.os, 'fsync', no_space)
+    utils.atomic_save({'w': torch.zeros(3)}, tmp_path / 'epoch=0.ckpt')  # returns at once
+    with pytest.raises(utils.ConfigError, match=r'cannot write .*epoch=0\.ckpt: the disk is '):
+        # raised by whichever comes after the failure
+        utils.atomic_link(tmp_path / 'epoch=0.ckpt', tmp_path / 'last.ckpt')
+        utils.atomic_save({'w': torch.ones(3)}, tmp_path / 'epoch=1.ckpt')
+    utils.wait_for_writes()  # raised already: not again
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary, no link to a missing one
+    monkeypatch.undo()
+    utils.atomic_save({'w': torch.ones(3)}, tmp_path / 'epoch=1.ckpt')  # the disk has room
+    assert utils.load_checkpoint(tmp_path / 'epoch=1.ckpt')['state_dict']['w'].sum() == 3
+
+
+def test_a_checkpoint_saved_just_before_the_process_exits_is_whole(tmp_path):
+    """The writer's thread is not a daemon: sys.exit right after a save waits for it."""
+    code = ('import sys, torch, utils\n'
+            "utils.atomic_save({'w': torch.full((16, 2**20), 7.0)}, sys.argv[1])\n"
+            'sys.exit(0)\n')
+    subprocess.run([sys.executable, '-c', code, str(tmp_path / 'last.ckpt')], cwd=ROOT,
+                   check=True)
+    assert torch.load(tmp_path / 'last.ckpt', weights_only=True)['w'].eq(7).all()
 
 
 @pytest.mark.parametrize('script', SCRIPTS)

@@ -15,6 +15,7 @@ import math
 import os
 from pathlib import Path
 
+from . import writer
 from .errors import ConfigError, at_key, close_matches
 from .registry import check_args
 from .run import atomic_link
@@ -88,10 +89,13 @@ class CheckpointPolicy:
             write(self.folder / path)
             if master:
                 atomic_link(self.folder / path, self.last_path)  # the same bytes, a second name
-        if master:
-            for old in dropped:
-                if old != path and (self.folder / old).exists():
-                    os.remove(self.folder / old)
+        if master and dropped:
+            writer.submit(lambda: self.remove([old for old in dropped if old != path]))
+
+    def remove(self, names):
+        for name in names:
+            if (self.folder / name).exists():
+                os.remove(self.folder / name)
 
     def score(self, metrics, step):
         """The value to rank this epoch's state by (None: not ranked, no validation ran)."""

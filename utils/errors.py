@@ -4,6 +4,8 @@ import contextlib
 import difflib
 import sys
 
+from . import writer
+
 
 class ConfigError(Exception):
     """A user's mistake. Entrypoints print it as one line and exit with status 2."""
@@ -105,10 +107,14 @@ class TrainingStopped(Exception):
 
 def run_cli(main, argv=None):
     """Run an entrypoint's main: a ConfigError becomes one line on stderr and exit status 2,
-    a TrainingStopped exit status 1 (the traceback only with --debug)."""
+    a TrainingStopped exit status 1 (the traceback only with --debug); either way, once the
+    checkpoint writes on utils/writer.py's thread are done."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return main(argv)
+        try:
+            return main(argv)
+        finally:
+            writer.wait()  # the checkpoints a run saved are on disk before its last line
     except (ConfigError, TrainingStopped) as e:
         if '--debug' in argv:
             raise

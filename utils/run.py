@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import errno
 import fnmatch
+import io
 import os
 import shlex
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .config import Provenance, load_config, shown
+from . import writer
 from .environment import ENV_FILE, write_environment
 from .errors import ConfigError, at_key
 from .weights import find_checkpoint, load_checkpoint
@@ -140,7 +142,7 @@ def replace_atomically(path, write):
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.tmp')  # one writer per file: rank 0
     try:
-        with disk_errors():
+        with disk_errors(path):
             write(tmp)
             os.replace(tmp, path)  # a new file: a hard link to `path` keeps its old bytes
     finally:
@@ -155,16 +157,16 @@ DISK_ERRORS = {errno.ENOSPC: 'the disk is full', errno.EDQUOT: 'the disk quota i
 
 
 @contextlib.contextmanager
-def disk_errors():
+def disk_errors(path=None):
     """A full disk, a read-only or unwritable folder, a file where a folder should be: one
-    line (ConfigError) naming the path, instead of a traceback."""
+    line (ConfigError) naming the path (the error's own, else `path`), not a traceback."""
     try:
         yield
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
-        raise ConfigError(f'cannot write {e.filename or "a file"}: {DISK_ERRORS[e.errno]} '
-                          f'({e.strerror})') from None
+        raise ConfigError(f'cannot write {e.filename or path or "a file"}: '
+                          f'{DISK_ERRORS[e.errno]} ({e.strerror})') from None
 
 
 def check_output(path, own, flag):
@@ -204,26 +206,32 @@ def quote(word):
 
 
 def atomic_save(obj, path):
-    """torch.save to `path`, whole or not at all (and on disk, not only in the page cache)."""
+    """torch.save to `path`, whole or not at all, and on disk (fsync'd), not only in the page
+    cache. The bytes are made now; utils/writer.py's thread writes them while training goes
+    on (utils.load_checkpoint waits for it)."""
     import torch
+    writer.wait()  # the previous checkpoint is on disk: one at a time in memory
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
 
     def write(tmp):
         with open(tmp, 'wb') as f:
-            torch.save(obj, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
-    replace_atomically(path, write)
+    writer.submit(lambda: replace_atomically(path, write))
 
 
 def atomic_link(src, path):
     """Make `path` another name of the file `src` (a hard link: no second write of the same
-    checkpoint), atomically; a copy where the file system has no hard links."""
+    checkpoint), atomically, once `src` is written; a copy where the file system has no hard
+    links."""
     def link(tmp):
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-    replace_atomically(path, link)
+    writer.submit(lambda: replace_atomically(path, link))
 
 
 class Run:

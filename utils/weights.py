@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from . import writer
 from .errors import ConfigError
 
 EMA_PREFIX = 'ema.module.'  # a task's averaged copy (models/ema.py), in its state_dict
@@ -26,6 +27,7 @@ def load_checkpoint(path, what=None, mmap=False):
     starts with `what` (the flag that named it). A bare state dict ({name: tensor}, as
     torch.save(model.state_dict()) writes) is taken as {'state_dict': it}. `mmap`: tensors stay
     on disk until read, so checking that a large file loads is cheap."""
+    writer.wait()  # a checkpoint this process saved is whole on disk
     path = Path(path)
     if not path.is_file():
         raise ConfigError(_said(what, f'no checkpoint file at {path}'))
