@@ -10,6 +10,8 @@ any module may import it; the folders use these names, so they stay stable.
     seed.py      seeding, and the random states a checkpoint keeps
     speed.py     the GPU speed settings of a config, time-to-first-step
     weights.py   checkpoints loaded with weights_only=True, best checkpoint, init_from
+    writer.py    checkpoint files written on a thread beside training; wait_for_writes()
+    deferred.py  scipy.signal imported when first used (torchmetrics imports it at its top)
   the run-safety features both engines share (train.py calls them, Lightning callbacks wrap them):
     guards.py          stop signals, the NaN/Inf policy, agreement across ranks
     checkpoints.py     the checkpoint: section (top-k by monitor, last.ckpt, one write a save)
@@ -47,6 +49,8 @@ from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_fr
 from .guards import NAN_POLICIES, LossChecks, StopSignals, agreed, check_nan_policy, \
     loss_is_usable, stopped_message
 from .checkpoints import CheckpointPolicy
+from .writer import wait as wait_for_writes
+from .deferred import defer_scipy_signal
 from .early_stopping import EarlyStopping
 from .progress import Progress
 from .monitors import check_monitors, monitored
