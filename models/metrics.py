@@ -18,7 +18,7 @@ import torch.nn as nn
 
 import utils
 
-utils.defer_scipy_signal()  # before anything imports torchmetrics (Lightning does, too)
+utils.defer_imports()  # before anything imports torchmetrics (Lightning does, too)
 registry = utils.Registry('torchmetrics metrics', spec_keys=['log_as'])
 SHORT = {'Accuracy': 'acc', 'MeanAbsoluteError': 'mae', 'MeanSquaredError': 'mse',
          'R2Score': 'r2', 'F1Score': 'f1', 'AUROC': 'auroc'}

@@ -1,11 +1,12 @@
-"""utils/deferred.py: torchmetrics without scipy.signal's import, and scipy.signal whole for
-whoever uses it. Each case in a fresh interpreter: this one has imported both already."""
+"""utils/deferred.py: torchmetrics without scipy.signal's and matplotlib's imports, and each
+whole for whoever uses it. Each case in a fresh interpreter: this one has imported both already."""
 import subprocess
 import sys
 
 from conftest import ROOT
 
 REAL_LOADED = "'scipy.signal._signaltools' in sys.modules"
+MPL_LOADED = "'matplotlib.figure' in sys.modules"
 
 
 def python(code):
@@ -15,15 +16,15 @@ def python(code):
     return result.stdout.split()
 
 
-def test_torchmetrics_and_lightning_import_without_scipy_signal():
+def test_torchmetrics_and_lightning_import_without_scipy_signal_or_matplotlib():
     out = python('import models, torchmetrics, pytorch_lightning\n'
                  'models.metrics.fill()\n'
                  "metric = models.metrics.registry.make({'name': 'MulticlassAccuracy', "
                  "'args': {'num_classes': 3, 'average': 'micro'}})\n"
                  'import torch\n'
                  'metric.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))\n'
-                 f'print(round(metric.compute().item(), 4), {REAL_LOADED})\n')
-    assert out == ['0.6667', 'False']
+                 f'print(round(metric.compute().item(), 4), {REAL_LOADED}, {MPL_LOADED})\n')
+    assert out == ['0.6667', 'False', 'False']
 
 
 def test_scipy_signal_is_the_real_one_at_its_first_use():
@@ -47,5 +48,31 @@ def test_a_submodule_imported_first_loads_the_real_package():
                  'import scipy.signal.windows as w\n'
                  'import scipy.signal\n'
                  f'print({REAL_LOADED}, round(float(w.hann(3)[1]), 3), '
-                 'callable(scipy.signal.welch))\n')
-    assert out == ['True', '1.0', 'True']
+                 'callable(scipy.signal.welch), w is scipy.signal.windows)  # imported once\n')
+    assert out == ['True', '1.0', 'True', 'True']
+
+
+def test_a_metric_plots_with_the_real_matplotlib():
+    out = python('import models, torchmetrics, torch\n'
+                 'metric = torchmetrics.classification.MulticlassAccuracy(num_classes=3)\n'
+                 'metric.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))\n'
+                 f'print({MPL_LOADED})\n'
+                 'import matplotlib\n'
+                 "matplotlib.use('Agg')\n"
+                 'fig, ax = metric.plot()  # the style decorator, then pyplot\n'
+                 'import matplotlib.pyplot as plt\n'
+                 'from matplotlib.axes import Axes\n'
+                 '_, mine = plt.subplots()\n'
+                 'fig2, ax2 = metric.plot(ax=mine)  # isinstance(ax, Axes) inside\n'
+                 "print(type(fig).__name__, isinstance(ax, Axes), ax2 is mine, fig2 is None,\n"
+                 "      type(sys.modules['matplotlib.pyplot']).__name__, plt.figure is plt.figure)\n")
+    assert out == ['False', 'Figure', 'True', 'True', 'True', 'module', 'True']
+
+
+def test_a_matplotlib_submodule_imported_first_loads_the_real_package():
+    out = python('import models, torchmetrics\n'
+                 'from matplotlib.figure import Figure\n'
+                 'import matplotlib, matplotlib.pyplot as plt\n'
+                 "print(type(sys.modules['matplotlib']).__name__, plt.Figure is Figure, "
+                 'matplotlib.__version__ > "3")\n')
+    assert out == ['module', 'True', 'True']  # one matplotlib.figure, not a second copy

@@ -11,7 +11,7 @@ any module may import it; the folders use these names, so they stay stable.
     speed.py     the GPU speed settings of a config, time-to-first-step
     weights.py   checkpoints loaded with weights_only=True, best checkpoint, init_from
     writer.py    checkpoint files written on a thread beside training; wait_for_writes()
-    deferred.py  scipy.signal imported when first used (torchmetrics imports it at its top)
+    deferred.py  scipy.signal, matplotlib imported when first used (torchmetrics: at its top)
   the run-safety features both engines share (train.py calls them, Lightning callbacks wrap them):
     guards.py          stop signals, the NaN/Inf policy, agreement across ranks
     checkpoints.py     the checkpoint: section (top-k by monitor, last.ckpt, one write a save)
@@ -50,7 +50,7 @@ from .guards import NAN_POLICIES, LossChecks, StopSignals, agreed, check_nan_pol
     loss_is_usable, stopped_message
 from .checkpoints import CheckpointPolicy
 from .writer import wait as wait_for_writes
-from .deferred import defer_scipy_signal
+from .deferred import defer_imports
 from .early_stopping import EarlyStopping
 from .progress import Progress
 from .monitors import check_monitors, monitored
