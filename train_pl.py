@@ -96,9 +96,12 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
                           else 'ddp_find_unused_parameters_true')
     params['logger'] = loggers.lightning(trackers, run.dir, run.resuming and not dry)
     try:
-        return pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
+        trainer = pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
     except (MisconfigurationException, ValueError) as e:
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
+    if not run.gpus:
+        utils.cpu_cuda_check()  # not NVML's, once a step
+    return trainer
 
 
 def world_size(run, params):

@@ -82,3 +82,15 @@ def test_same_name_twice_is_refused_and_the_first_run_is_untouched(train, save_d
     assert err.strip() == (f'error: run folder {run} already exists; continue it with '
                            f'--resume {run}, or pick another --name')
     assert tree(run) == before
+
+
+def test_a_cpu_run_does_not_ask_nvml_for_gpus_at_every_step(train, monkeypatch):
+    # lightning_fabric's import sets this; with it, and no CUDA initialized, each
+    # torch.cuda.is_available() (Adam's step asks) loads libnvidia-ml again
+    monkeypatch.setenv('PYTORCH_NVML_BASED_CUDA_CHECK', '1')
+    asked = []
+    nvml = torch.cuda._raw_device_count_nvml
+    monkeypatch.setattr(torch.cuda, '_raw_device_count_nvml', lambda: asked.append(1) or nvml())
+    run = train(*DIGITS, *SHRINK)
+    assert torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 8
+    assert len(asked) < 4  # the Trainer's set-up may ask; the 8 steps do not

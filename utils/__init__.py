@@ -43,7 +43,7 @@ from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, c
 from .environment import differences as environment_differences
 from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
                    tensorboard_writer, write_hparams, write_images, write_texts)
-from .speed import first_step_line, process_age, set_tf32, speed_settings
+from .speed import cpu_cuda_check, first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
 from .guards import NAN_POLICIES, LossChecks, StopSignals, agreed, check_nan_policy, \

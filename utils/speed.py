@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 IMPORTED = time.time()
+NVML_CHECK = 'PYTORCH_NVML_BASED_CUDA_CHECK'
+NVML_CHECK_AT_START = os.environ.get(NVML_CHECK)  # before lightning_fabric's import sets it
 
 
 def on_off(value):
@@ -45,6 +47,20 @@ def set_tf32(enabled):
     if enabled:
         import torch
         torch.set_float32_matmul_precision('high')
+
+
+def cpu_cuda_check():
+    """For a run on the CPU: torch.cuda.is_available() asked as the user's environment says.
+
+    lightning_fabric's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (ask NVML, which does not
+    poison a later fork). Until CUDA is initialized, which a CPU run never does, torch does not
+    cache that answer: each is_available() loads libnvidia-ml again, and Adam and AdamW ask it
+    at every step (torch.optim's graph-capture check), a few percent of a small model's step.
+    """
+    if NVML_CHECK_AT_START is None:
+        os.environ.pop(NVML_CHECK, None)
+    else:
+        os.environ[NVML_CHECK] = NVML_CHECK_AT_START
 
 
 def process_age():
