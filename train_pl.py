@@ -99,8 +99,8 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
         trainer = pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
     except (MisconfigurationException, ValueError) as e:
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
-    if not run.gpus:
-        utils.cpu_cuda_check()  # not NVML's, once a step
+    if not run.gpus and not utils.launcher() and devices in (1, 'auto'):
+        utils.cpu_cuda_check()  # one CPU process: not NVML's, once a step
     return trainer
 
 
@@ -159,6 +159,8 @@ def check(run, extra_callbacks=()):
                 trainer.fit(module, datamodule=LightningData(data, run.cfg['seed']))
         except Interrupted as e:  # Ctrl-C: RunState stopped at the step; nothing was written
             utils.run.interrupted_check(e.signum, None)
+        finally:
+            utils.wait_for_writes()  # the checkpoint files of the folder about to be removed
     losses = {k: v.item() for k, v in trainer.callback_metrics.items()
               if k.endswith('loss') and v.numel() == 1}
     parts = {'optimizers': ', '.join(type(o).__name__ for o in trainer.optimizers),

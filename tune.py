@@ -225,7 +225,10 @@ def run_trial(config, sweep):
         argv += ['--gpu', '0']  # Ray sets CUDA_VISIBLE_DEVICES to this trial's share
     if sweep.get('max_t'):  # the trial ends at ASHA's last rung by itself, and runs its test
         argv.append(f"trainer_params.max_epochs={sweep['max_t']}")
-    train_pl.main(argv, extra_callbacks=[reporter])
+    try:
+        train_pl.main(argv, extra_callbacks=[reporter])
+    finally:
+        utils.wait_for_writes()  # a trial Ray stops: its last checkpoint on disk, whole
     reporter.finish()
 
 

@@ -50,7 +50,7 @@ def set_tf32(enabled):
 
 
 def cpu_cuda_check():
-    """For a run on the CPU: torch.cuda.is_available() asked as the user's environment says.
+    """For a run in one CPU process: torch.cuda.is_available() asked as the environment says.
 
     lightning_fabric's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (ask NVML, which does not
     poison a later fork). Until CUDA is initialized, which a CPU run never does, torch does not
