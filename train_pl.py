@@ -88,8 +88,9 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
             # Lightning's own requeue
             params['plugins'] = [*params['plugins'], SLURMEnvironment(auto_requeue=False)]
     devices = params['devices']  # a list of ids, a count (-1: all) or 'auto'
-    if (len(devices) if isinstance(devices, list) else devices) not in (1, 'auto') or \
-            params.get('num_nodes', 1) > 1:
+    one_process = (len(devices) if isinstance(devices, list) else devices) in (1, 'auto') and \
+        params.get('num_nodes', 1) == 1
+    if not one_process:
         # DDP fails on parameters that a backward pass leaves unused, as each of a GAN's
         # steps leaves the other network's
         params.setdefault('strategy', 'ddp' if module.automatic_optimization
@@ -99,7 +100,7 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
         trainer = pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
     except (MisconfigurationException, ValueError) as e:
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
-    if not run.gpus and not utils.launcher() and devices in (1, 'auto'):
+    if one_process and not run.gpus and not utils.launcher():
         utils.cpu_cuda_check()  # one CPU process: not NVML's, once a step
     return trainer
 

@@ -176,8 +176,11 @@ def load(name):
         except BaseException:
             sys.modules.update(placeholders)
             raise
-        if 'scipy.signal' in real and not hasattr(real['scipy.signal'], 'hamming'):
-            real['scipy.signal'].hamming = real['scipy.signal'].windows.hamming  # torchmetrics'
         for m, module in real.items():
+            for attr, stand_in in vars(placeholders[m]).items():
+                if attr in group[m] and not hasattr(module, attr):
+                    # a name torchmetrics reads that this version lacks (scipy 1.13+ has no
+                    # signal.hamming; torchmetrics would have set it): the stand-in, kept
+                    setattr(module, attr, stand_in)
             placeholders[m].__dict__.update(module.__dict__)
         return real[name]
