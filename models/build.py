@@ -48,7 +48,7 @@ def build_run(run, world_size, parts=None, check_settings=None, device='cpu'):
         mistakes.raise_them()  # round 1: before the task's imports
 
         with mistakes.part(), utils.at_key('train_wrapper'):
-            task = make_task(spec).to(device)
+            task = make_task(spec, checked=True).to(device)
         if task is not None:
             with mistakes.part():
                 pairs = optimizers_of(task, params)  # a dry run: bad names fail now

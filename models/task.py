@@ -253,11 +253,13 @@ def check_task(spec):
     mistakes.raise_them()
 
 
-def make_task(spec):
+def make_task(spec, checked=False):
     """The task of a `train_wrapper:` spec: a registered name or the dotted path of a Task,
-    with its weights' average when the spec has `ema:` (models/ema.py)."""
+    with its weights' average when the spec has `ema:` (models/ema.py). `checked`: the caller
+    has run check_task on it."""
     import models
-    check_task(spec)
+    if not checked:
+        check_task(spec)
     task = models.wrappers.make(spec)
     with utils.at_key('ema'):
         return ema.attach(task, spec.get('ema') if isinstance(spec, dict) else None)

@@ -119,6 +119,51 @@ def test_interpolation_sees_overrides_and_yields_plain_types(tmp_path):
     assert type(cfg) is dict and type(cfg['train_wrapper']['args']['model_spec']['args']['hidden']) is list
 
 
+# (config, what OmegaConf makes of it): utils.config resolves plain `${a.b}` references itself
+# and must agree with OmegaConf; everything else goes to OmegaConf
+REFERENCES = [
+    {'a': 3, 'b': '${a}'},
+    {'a': {'x': [1, 2, {'y': 'z'}]}, 'b': '${a.x.2.y}', 'c': '${a.x}', 'd': 'n${a.x.0}-${a.x.2.y}'},
+    {'t': {'e': 20}, 's': {'T': '${t.e}', 'r': '${run.total_steps}', 'q': 'w ${run.total_steps} ${t.e}'}},
+    {'a': '${b}', 'b': '${c}', 'c': 1.5, 'd': None, 'e': '${d}', 'f': True, 'g': '${f}'},
+    {'a': [1, '${b}'], 'b': {'k': 'v', 'n': '${a.0}'}},
+    {'a': 1.5, 'b': 'x${a}', 'c': 'x${d}', 'd': None},  # text of a float or None: OmegaConf's
+    {'a': '${oc.env:HOME}', 'b': 'at ${oc.env:HOME}'},
+    {'a': '${.b}', 'b': 1, 'c': {'d': 1, 'e': '${.d}'}},
+    {'a': '\\${b}', 'b': 1},
+    {'a': '${b.${c}}', 'b': {'x': 1}, 'c': 'x'},  # nested
+]
+
+
+@pytest.mark.parametrize('case', REFERENCES)
+def test_references_resolve_as_omegaconf_resolves_them(case):
+    from omegaconf import OmegaConf
+    escaped = utils.config._map_strings(
+        case, lambda s: utils.config.RUN_VALUE.sub(lambda m: '\\' + m.group(0), s))
+    expected = OmegaConf.to_container(OmegaConf.create(escaped), resolve=True)
+    assert utils.config.interpolate(case) == expected
+
+
+@pytest.mark.parametrize('case, message', [
+    ({'a': '${b.c}', 'b': {}}, 'cannot resolve: .*b.c'),
+    ({'a': '${a}'}, 'cannot resolve: Recursive'),
+    ({'a': {'b': '${a.c}', 'c': '${a.b}'}}, 'cannot resolve'),
+])
+def test_a_reference_that_cannot_resolve_is_a_config_error(case, message):
+    with pytest.raises(utils.ConfigError, match=message):
+        utils.config.interpolate(case)
+
+
+def test_a_config_of_plain_references_loads_without_omegaconf():
+    import subprocess
+    import sys
+    code = ("import sys, utils; cfg = utils.load_config('configs/digits.yaml', []); "
+            "assert cfg['train_wrapper']['args']['sched_spec']['args']['T_max'] == 20; "
+            "print('omegaconf' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'False'
+
+
 def test_provenance_names_the_file_line_and_what_was_replaced(tmp_path):
     write(tmp_path, 'base.yaml', BASE)
     child = write(tmp_path, 'child.yaml', '_base_: base.yaml\ntrainer_params:\n  max_epochs: 30\n')

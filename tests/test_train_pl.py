@@ -84,6 +84,21 @@ def test_same_name_twice_is_refused_and_the_first_run_is_untouched(train, save_d
     assert tree(run) == before
 
 
+def test_the_trainers_hook_name_skips_nn_modules_attribute_checks(train, monkeypatch):
+    # the Trainer sets _current_fx_name around every hook call: through nn.Module.__setattr__
+    # that was 4% of a digits epoch
+    seen = []
+    setattr_ = torch.nn.Module.__setattr__
+    monkeypatch.setattr(torch.nn.Module, '__setattr__',
+                        lambda self, name, value: seen.append(name) or setattr_(self, name, value))
+    run = train(*DIGITS, *SHRINK)
+    assert torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 8
+    assert '_current_fx_name' not in seen and 'task' in seen  # the task is still a submodule
+    module = TaskModule.load_from_checkpoint(run / 'ckpt' / 'last.ckpt')
+    module.head = torch.nn.Linear(2, 2)
+    assert 'head.weight' in module.state_dict()
+
+
 def test_a_cpu_run_does_not_ask_nvml_for_gpus_at_every_step(train, monkeypatch):
     # lightning_fabric's import sets this; with it, and no CUDA initialized, each
     # torch.cuda.is_available() (Adam's step asks) loads libnvidia-ml again
