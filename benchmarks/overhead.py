@@ -193,14 +193,21 @@ def measure_workload(name, args, scratch, size_key):
 
 
 # What each entrypoint imports of other libraries before its first step: start-up over these
-# is what runyard itself adds (torchmetrics imports scipy.signal and matplotlib at its top)
+# is what runyard itself adds. They are imported as the entrypoints import them: with
+# utils/deferred.py's placeholders for scipy.signal and matplotlib, which torchmetrics imports
+# at its top level and a run does not use.
 LIBRARIES = {'train_py': 'torch, torchvision, torchmetrics',
              'train_pl': 'torch, torchvision, torchmetrics, pytorch_lightning'}
+DEFERRED = ("import importlib.util as u; s = u.spec_from_file_location('deferred', "
+            "'utils/deferred.py'); m = u.module_from_spec(s); s.loader.exec_module(m); "
+            "m.defer_imports(); ")
 
 
-def import_seconds(repeats, modules='torch, torchvision'):
-    """Median wall time of `python -c "import torch, torchvision"`: start-up's floor."""
-    return statistics.median(timed(['-c', f'import {modules}'])[0] for _ in range(repeats))
+def import_seconds(repeats, modules='torch, torchvision', deferred=False):
+    """Median wall time of `python -c "import torch, torchvision"`: start-up's floor; with
+    `deferred`, utils/deferred.py's placeholders in place first."""
+    code = (DEFERRED if deferred else '') + f'import {modules}'
+    return statistics.median(timed(['-c', code])[0] for _ in range(repeats))
 
 
 def config_error_seconds(repeats):
@@ -235,7 +242,8 @@ def print_report(report):
     floor = report['import_seconds']
     print(f'python -c "import torch, torchvision": {floor:.2f} s')
     for path, seconds in report['import_libraries'].items():
-        print(f'python -c "import {LIBRARIES[path]}": {seconds:.2f} s')
+        print(f'python -c "import {LIBRARIES[path]}", scipy.signal and matplotlib deferred: '
+              f'{seconds:.2f} s')
     print()
     print(f"{'workload':<9} {'path':<12} {'s/epoch':>8} {'start-up':>9} {'first step':>11} "
           f"{'peak MB':>8}  ratio per epoch / start-up over the import")
@@ -299,7 +307,7 @@ def main(argv=None):
                          'python': platform.python_version()},
             'repeats': args.repeats, 'threads': args.threads,
             'import_seconds': import_seconds(args.repeats),
-            'import_libraries': {path: import_seconds(args.repeats, modules)
+            'import_libraries': {path: import_seconds(args.repeats, modules, deferred=True)
                                  for path, modules in LIBRARIES.items()},
             'config_error': config_error_seconds(args.repeats),
             'workloads': {name: measure_workload(name, args, scratch, size_key)
