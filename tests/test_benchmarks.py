@@ -92,8 +92,11 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
             low, high = (statistics.median(p['after_first_step'][e]) for e in ('1', '2'))
             assert p['per_epoch'] == high - low
             assert p['startup'] == statistics.median(p['seconds']['1']) - p['per_epoch']
-            # the first step comes after the imports, and every process holds torch
-            assert 0 < p['first_step'] < statistics.median(p['seconds']['1']), (name, path, p)
+            # the first step comes after the imports, and every process holds torch; the
+            # process's age (from /proc, in clock ticks) and the parent's clock can differ by
+            # a fraction of a second on a loaded machine
+            assert 0 < p['first_step'] < statistics.median(p['seconds']['1']) + 0.5, \
+                (name, path, p)
             assert low > 0 and p['peak_mb'] > 100, (name, path, p)
         for path in ('train_py', 'train_pl'):
             ratio = w[f'per_epoch_{path}']
