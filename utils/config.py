@@ -337,7 +337,7 @@ def _resolve_references(cfg):
             raise _Unresolved  # a cycle
         resolving.add(path)
         try:
-            return resolve(node)
+            return _map_strings(node, resolve_text)
         finally:
             resolving.discard(path)
 
@@ -359,15 +359,8 @@ def _resolve_references(cfg):
             return str(value)
         return REFERENCE.sub(embedded, text)
 
-    def resolve(node):
-        if isinstance(node, dict):
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return resolve_text(node) if isinstance(node, str) else node
-
     try:
-        return resolve(cfg)
+        return _map_strings(cfg, resolve_text)
     except _Unresolved:
         return None
 
