@@ -402,7 +402,7 @@ class TorchvisionFiles(DataModule):
     `root_dir`/`folder`/ (default root_dir: `default_root`) and downloaded there only with
     `download: true`. `val_size` images of train (a count, or a fraction) become val, drawn by
     `split_seed`. A subclass gives the torchvision class, the folder and the files."""
-    reader = None            # the torchvision class: (root, train=bool, download=bool)
+    reader = None            # the torchvision.datasets class's name: (root, train=bool, download=bool)
     title = None             # the dataset's name in messages
     default_root = None
     folder, files = None, ()
@@ -421,8 +421,15 @@ class TorchvisionFiles(DataModule):
                 f'{self.fix.format(root=self.root_dir)}, or set data_module.args.download: true',
                 key='root_dir')
 
+    def reader_class(self):
+        """The torchvision class, imported only here: a run without torchvision's datasets or
+        models does not import torchvision (models/resnet.py)."""
+        from torchvision import datasets as tv
+        return getattr(tv, self.reader)
+
     def build(self):
-        train, val = hold_out(self.reader(self.root_dir, train=True, download=self.download),
+        reader = self.reader_class()
+        train, val = hold_out(reader(self.root_dir, train=True, download=self.download),
                               self.val_size, self.split_seed)
-        test = self.reader(self.root_dir, train=False, download=self.download)
+        test = reader(self.root_dir, train=False, download=self.download)
         return {'train': train, 'val': val, 'test': test}

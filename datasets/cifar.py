@@ -1,10 +1,8 @@
 """CIFAR-10 and CIFAR-100 through torchvision, from the python version of each (the pickled
 batches that cifar-10-python.tar.gz and cifar-100-python.tar.gz extract to)."""
+import functools
 import pickle
 from types import SimpleNamespace
-
-from torchvision import datasets as tv
-from torchvision.datasets import cifar as tv_cifar
 
 import datasets
 import utils
@@ -33,9 +31,6 @@ def load_batch(f, encoding='ASCII'):
     return unpickler.load()
 
 
-tv_cifar.pickle = SimpleNamespace(load=load_batch)  # torchvision's cifar.py: its only pickle use
-
-
 class FilesCheckedToExist:
     """Mixed into torchvision's CIFAR classes: check that the files exist, not their md5.
     torchvision compares every file's md5 with the official release's each time it is built,
@@ -51,20 +46,26 @@ class FilesCheckedToExist:
         super().__init__(*args, **kwargs)
 
 
-class CIFAR10Files(FilesCheckedToExist, tv.CIFAR10):
-    pass
+@functools.cache
+def files_checked_to_exist(reader):
+    """torchvision's CIFAR class `reader` with FilesCheckedToExist, and torchvision's cifar.py
+    given load_batch for its only pickle use."""
+    from torchvision.datasets import cifar as tv_cifar
+    tv_cifar.pickle = SimpleNamespace(load=load_batch)
+    return type(f'{reader.__name__}Files', (FilesCheckedToExist, reader), {})
 
 
-class CIFAR100Files(FilesCheckedToExist, tv.CIFAR100):
-    pass
+class CIFARFiles(TorchvisionFiles):
+    def reader_class(self):
+        return files_checked_to_exist(super().reader_class())
 
 
 @datasets.register('cifar10')
-class CIFAR10(TorchvisionFiles):
+class CIFAR10(CIFARFiles):
     """CIFAR-10, read from `root_dir`/cifar-10-batches-py/ (default root_dir load/cifar10).
     Images become 3x32x32 float tensors normalised with CIFAR-10's mean and std unless the
     config's `transforms` says otherwise."""
-    reader, title, default_root = CIFAR10Files, 'CIFAR-10', 'load/cifar10'
+    reader, title, default_root = 'CIFAR10', 'CIFAR-10', 'load/cifar10'
     folder = 'cifar-10-batches-py'
     files = [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch', 'batches.meta']
     fix = 'extract cifar-10-python.tar.gz into {root}'
@@ -72,10 +73,10 @@ class CIFAR10(TorchvisionFiles):
 
 
 @datasets.register('cifar100')
-class CIFAR100(TorchvisionFiles):
+class CIFAR100(CIFARFiles):
     """CIFAR-100 with its 100 fine labels, read from `root_dir`/cifar-100-python/ (default
     root_dir load/cifar100), normalised with CIFAR-100's mean and std like CIFAR-10."""
-    reader, title, default_root = CIFAR100Files, 'CIFAR-100', 'load/cifar100'
+    reader, title, default_root = 'CIFAR100', 'CIFAR-100', 'load/cifar100'
     folder, files = 'cifar-100-python', ['train', 'test', 'meta']
     fix = 'extract cifar-100-python.tar.gz into {root}'
     default_transforms = normalised(mean=[0.5071, 0.4865, 0.4409], std=[0.2673, 0.2564, 0.2762])

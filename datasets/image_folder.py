@@ -1,8 +1,6 @@
 """Any image classification dataset laid out as one folder per class."""
 from pathlib import Path
 
-from torchvision import datasets as tv
-
 import datasets
 import utils
 from datasets.base import SPLITS, DataModule, hold_out
@@ -54,6 +52,7 @@ class ImageFolder(DataModule):
                     f'({self.classes}), but got {classes}', key='root_dir')
 
     def build(self):
+        from torchvision import datasets as tv  # here: see TorchvisionFiles.reader_class
         splits = {split: tv.ImageFolder(self.root / split) for split in SPLITS
                   if (self.root / split).is_dir()}
         if 'val' not in splits:

@@ -1,5 +1,5 @@
-"""utils/deferred.py: torchmetrics without scipy.signal's and matplotlib's imports, and each
-whole for whoever uses it. Each case in a fresh interpreter: this one has imported both already."""
+"""utils/deferred.py: torchmetrics without scipy.signal's, matplotlib's and torchvision's
+imports, and each whole for whoever uses it. Each case in a fresh interpreter: this one has imported both already."""
 import subprocess
 import sys
 
@@ -7,6 +7,7 @@ from conftest import ROOT
 
 REAL_LOADED = "'scipy.signal._signaltools' in sys.modules"
 MPL_LOADED = "'matplotlib.figure' in sys.modules"
+TV_LOADED = "'torchvision.datasets' in sys.modules"  # what the real torchvision imports
 
 
 def python(code):
@@ -76,3 +77,45 @@ def test_a_matplotlib_submodule_imported_first_loads_the_real_package():
                  "print(type(sys.modules['matplotlib']).__name__, plt.Figure is Figure, "
                  'matplotlib.__version__ > "3")\n')
     assert out == ['module', 'True', 'True']  # one matplotlib.figure, not a second copy
+
+
+def test_a_digits_run_imports_no_torchvision():
+    """torchvision (and torch._dynamo before an optimizer imports it) is seconds of start-up:
+    a run of a model and data that are not torchvision's does not import it."""
+    out = python('import utils, train\n'
+                 "utils.run_cli(train.main, ['--config', 'configs/digits.yaml', '--check'])\n"
+                 f'print({TV_LOADED}, type(sys.modules["torchvision"]).__name__)\n')
+    assert out[-2:] == ['False', '_Deferred']
+
+
+def test_torchvision_is_the_real_one_at_its_first_use():
+    out = python('import models, datasets, torchmetrics, pytorch_lightning, torch\n'
+                 "arniqa, dists = (sys.modules[f'torchmetrics.functional.image.{name}']\n"
+                 "                 for name in ('arniqa', 'dists'))  # the modules\n"
+                 'from torchmetrics.functional.detection import intersection_over_union\n'
+                 f'print({TV_LOADED})\n'
+                 'import torchvision  # the placeholder\n'
+                 'net = torchvision.models.resnet18(num_classes=3)\n'
+                 'from torchvision.ops import box_iou\n'
+                 'from torchvision.transforms import v2\n'
+                 'boxes = torch.tensor([[0., 0., 2., 2.], [1., 1., 3., 3.]])\n'
+                 'weights = dists.VGG16_Weights.DEFAULT  # a stand-in class\'s attribute\n'
+                 f'print({TV_LOADED}, type(sys.modules["torchvision"]).__name__,\n'
+                 '      net.fc.out_features, callable(v2.Normalize),\n'
+                 '      torch.equal(intersection_over_union(boxes, boxes, aggregate=False),\n'
+                 '                  box_iou(boxes, boxes)),\n'
+                 '      type(arniqa.resnet50()).__name__, weights.name,\n'
+                 '      isinstance(weights, dists.VGG16_Weights),\n'
+                 '      torchvision.models is sys.modules["torchvision.models"])\n')
+    assert out == ['False', 'True', 'module', '3', 'True', 'True', 'ResNet', 'IMAGENET1K_V1',
+                   'True', 'True']
+
+
+def test_a_torchvision_submodule_imported_first_loads_the_real_package():
+    out = python('import models, torchmetrics\n'
+                 'from torchvision.transforms import v2\n'
+                 'import torchvision, torchvision.transforms\n'
+                 f'print({TV_LOADED}, torchvision.transforms.v2 is v2, '
+                 'type(sys.modules["torchvision.transforms"]).__name__, '
+                 'torchvision.__version__ > "0")\n')
+    assert out == ['True', 'True', 'module', 'True']

@@ -1,9 +1,11 @@
-"""scipy.signal and matplotlib imported when first used, not at torchmetrics' import.
+"""scipy.signal, matplotlib and torchvision imported when first used, not at torchmetrics' import.
 
-torchmetrics imports both at its top: scipy.signal (torchmetrics/__init__.py and its audio
-packages) only to give one audio metric `scipy.signal.hamming`, and matplotlib with pyplot
-(torchmetrics/utilities/plot.py) for `Metric.plot()`. On 2 CPU cores that is 1.5 s and 0.6 s
-of every start-up, more than the rest of torchmetrics (benchmarks/RESULTS.md).
+torchmetrics imports all three at its top: scipy.signal (torchmetrics/__init__.py and its audio
+packages) only to give one audio metric `scipy.signal.hamming`, matplotlib with pyplot
+(torchmetrics/utilities/plot.py) for `Metric.plot()`, and torchvision for the three names two
+image metrics call (`resnet50`, `vgg16`, `VGG16_Weights`). On 2 CPU cores that is 1.5 s, 0.6 s and
+0.2 s of every start-up, more than the rest of torchmetrics (benchmarks/RESULTS.md); a run on
+torchvision's models or datasets imports torchvision itself, where it builds them.
 
 defer_imports() puts a placeholder module in the place of each: it holds the few names
 torchmetrics reads at its import (stand-ins: a function that calls the real one, a class
@@ -31,7 +33,11 @@ class _Deferred(types.ModuleType):
 
 
 class _StandInType(type):
-    """A class named in torchmetrics' type hints and isinstance() checks."""
+    """A class named in torchmetrics' type hints and isinstance() checks, or whose attributes
+    it reads when called (`VGG16_Weights.DEFAULT`)."""
+    def __getattr__(cls, name):
+        return getattr(cls.real(), name)
+
     def __instancecheck__(cls, obj):
         return isinstance(obj, cls.real())
 
@@ -82,6 +88,14 @@ GROUPS = {
         'matplotlib.pyplot': {
             'Figure': lambda: stand_in_class('matplotlib.pyplot', 'Figure'),
             'style': lambda: types.SimpleNamespace(context=_StyleContext)},
+    },
+    'torchvision': {
+        'torchvision': {},
+        'torchvision.transforms': {},
+        'torchvision.models': {
+            'resnet50': lambda: stand_in_function('torchvision.models', 'resnet50'),
+            'vgg16': lambda: stand_in_function('torchvision.models', 'vgg16'),
+            'VGG16_Weights': lambda: stand_in_class('torchvision.models', 'VGG16_Weights')},
     },
 }
 _group_of = {module: group for group, modules in GROUPS.items() for module in modules}
