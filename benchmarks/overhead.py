@@ -194,10 +194,12 @@ def measure_workload(name, args, scratch, size_key):
 
 # What each entrypoint imports of other libraries before its first step: start-up over these
 # is what runyard itself adds. They are imported as the entrypoints import them: with
-# utils/deferred.py's placeholders for scipy.signal and matplotlib, which torchmetrics imports
-# at its top level and a run does not use.
-LIBRARIES = {'train_py': 'torch, torchvision, torchmetrics',
-             'train_pl': 'torch, torchvision, torchmetrics, pytorch_lightning'}
+# utils/deferred.py's placeholders for scipy.signal, matplotlib and torchvision, which
+# torchmetrics imports at its top level and a digits run does not use (a run on torchvision's
+# data or models imports torchvision itself, 0.2 s of "runyard's" here), and torch._dynamo,
+# which the first optimizer imports.
+LIBRARIES = {'train_py': 'torch, torch._dynamo, torchmetrics',
+             'train_pl': 'torch, torch._dynamo, torchmetrics, pytorch_lightning'}
 DEFERRED = ("import importlib.util as u; s = u.spec_from_file_location('deferred', "
             "'utils/deferred.py'); m = u.module_from_spec(s); s.loader.exec_module(m); "
             "m.defer_imports(); ")
@@ -242,7 +244,7 @@ def print_report(report):
     floor = report['import_seconds']
     print(f'python -c "import torch, torchvision": {floor:.2f} s')
     for path, seconds in report['import_libraries'].items():
-        print(f'python -c "import {LIBRARIES[path]}", scipy.signal and matplotlib deferred: '
+        print(f'python -c "import {LIBRARIES[path]}", utils/deferred.py applied: '
               f'{seconds:.2f} s')
     print()
     print(f"{'workload':<9} {'path':<12} {'s/epoch':>8} {'start-up':>9} {'first step':>11} "

@@ -74,7 +74,11 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
     done = subprocess.run(
         [sys.executable, 'benchmarks/overhead.py', '--tiny', '--repeats', '1', '--epochs', '1,2',
          '--out', str(out)], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, 'TMPDIR': str(scratch)})  # where its data and run folders go
+        # TMPDIR: where its data and run folders go. torch._dynamo's import makes torch's own
+        # cache folder, per user, in TMPDIR unless TORCHINDUCTOR_CACHE_DIR names one: not the
+        # benchmark's to remove
+        env={**os.environ, 'TMPDIR': str(scratch),
+             'TORCHINDUCTOR_CACHE_DIR': str(tmp_path / 'torch-cache')})
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(scratch.iterdir()) == []
     report = json.loads(out.read_text())
