@@ -55,6 +55,15 @@ def files_checked_to_exist(reader):
     return type(f'{reader.__name__}Files', (FilesCheckedToExist, reader), {})
 
 
+def __getattr__(name):
+    """datasets.cifar.CIFAR10Files and CIFAR100Files, the classes above made on first use: by
+    name, as pickle finds a dataset's class (a DataLoader's spawned workers unpickle it)."""
+    if name in ('CIFAR10Files', 'CIFAR100Files'):
+        from torchvision import datasets as tv
+        return files_checked_to_exist(getattr(tv, name.removesuffix('Files')))
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
 class CIFARFiles(TorchvisionFiles):
     def reader_class(self):
         return files_checked_to_exist(super().reader_class())

@@ -54,10 +54,10 @@ class PatchWhitening(nn.Module):
     # Kept out of any compiled graph: it runs once, on data, with an eigendecomposition and
     # maybe a collective, and writes buffers. torch.compile breaks the graph at this call and
     # runs it eagerly; see Airbench.forward for where it is called from, and why there.
-    # torch._disable_dynamo is torch.compiler.disable that imports torch._dynamo at the first
-    # call, not here: a config error (models/ is imported to check it) does not wait the 2 s
-    # of that import (benchmarks/RESULTS.md).
-    @torch._disable_dynamo
+    # torch._disable_dynamo (torch's own, private) is torch.compiler.disable that imports
+    # torch._dynamo at the first call, not here: a config error (models/ is imported to check
+    # it) does not wait the 2 s of that import (benchmarks/RESULTS.md).
+    @getattr(torch, '_disable_dynamo', torch.compiler.disable)
     @torch.no_grad()
     def fit(self, x):
         _, in_channels, k, _ = self.weight.shape

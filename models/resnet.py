@@ -7,9 +7,10 @@ class ResNet(nn.Module):
     """A torchvision ResNet (untrained) with `in_channels` input channels. `cifar_stem` swaps
     the 7x7 stride-2 conv and the max-pool for one 3x3 stride-1 conv: the ImageNet stem shrinks
     a 32x32 image to 8x8 before the first block, the CIFAR one keeps it at 32x32."""
-    # the name of a torchvision.models builder, set by each subclass: torchvision is imported
-    # when one is built, so that a run without a torchvision model or dataset never imports it
-    # (with torch._dynamo, which it imports, 2.3 s of a config error's time: benchmarks/RESULTS.md)
+    # a torchvision.models builder, set by each subclass: its name, so that torchvision is
+    # imported when one is built and a run without a torchvision model or dataset never imports
+    # it (with torch._dynamo, which it imports, 2.3 s of a config error's time:
+    # benchmarks/RESULTS.md); or the builder itself, as staticmethod(...)
     arch = None
     input_shape = (1, 28, 28)
 
@@ -17,7 +18,8 @@ class ResNet(nn.Module):
         import torchvision
         super().__init__()
         self.in_channels = in_channels
-        self.net = getattr(torchvision.models, self.arch)(weights=None, num_classes=num_classes)
+        arch = getattr(torchvision.models, self.arch) if isinstance(self.arch, str) else self.arch
+        self.net = arch(weights=None, num_classes=num_classes)
         if cifar_stem:
             self.net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
             self.net.maxpool = nn.Identity()

@@ -1,5 +1,6 @@
 """The data modules that read files: each test writes a tiny dataset in its real on-disk format
 (tests/conftest.py) and reads it through the real torchvision class."""
+import pickle
 import re
 import shutil
 
@@ -9,7 +10,7 @@ import torch
 
 import datasets
 import utils
-from conftest import ENTRYPOINTS, SHRINK, scalars, write_image_folder
+from conftest import ENTRYPOINTS, SHRINK, run_command, scalars, write_image_folder
 from datasets.base import SPLITS
 
 
@@ -51,6 +52,26 @@ def test_cifar_reads_real_pickled_batches(name, request):
     pixels = (x * 255).round().long()
     assert torch.equal(pixels[:, 0], y[:, None, None].expand(-1, 32, 32))  # red: the label
     assert torch.equal(pixels[:, 1, :, 5], 8 * torch.arange(32).expand(8, -1))  # green: the row
+
+
+UNPICKLE = ('import pickle, sys\n'
+            "split = pickle.load(open(sys.argv[1], 'rb'))\n"
+            'x, y = split[3]\n'
+            "print(len(split), y, round(float(x.sum()), 3), 'torchvision.datasets' in sys.modules)\n")
+
+
+@pytest.mark.parametrize('name', ['mnist', 'cifar10', 'cifar100'])
+def test_a_split_unpickles_in_a_fresh_interpreter(name, request, tmp_path):
+    """As a DataLoader's spawned worker receives it (spawn: macOS's default start method): the
+    torchvision classes, made on first use, are found by name (datasets.cifar.CIFAR10Files)."""
+    root = request.getfixturevalue(f'{name}_root')
+    split = make(name, root_dir=str(root), val_size=16, transforms=RAW).splits['test']
+    (tmp_path / 'split.pkl').write_bytes(pickle.dumps(split))
+    x, y = split[3]
+    result = run_command('-c', UNPICKLE, str(tmp_path / 'split.pkl'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(len(split)), str(y), str(round(float(x.sum()), 3)),
+                                     'True']
 
 
 def test_val_size_is_a_count_or_a_fraction_drawn_by_split_seed(cifar10_root):
@@ -196,3 +217,27 @@ def test_digits_are_scikit_learns_without_importing_it():
     from sklearn.datasets import load_digits
     x_ref, y_ref = load_digits(return_X_y=True)
     assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
+
+
+def test_a_subclass_may_give_its_torchvision_classes_themselves(mnist_root):
+    """The shipped ones name theirs (`reader = 'MNIST'`, `arch = 'resnet18'`: torchvision is
+    imported when they are built); a class or builder given as such works as well."""
+    import torchvision
+
+    import models.resnet
+    from datasets.mnist import MNIST
+
+    class ByClass(MNIST):
+        reader = torchvision.datasets.MNIST
+
+    data = ByClass(root_dir=str(mnist_root), val_size=16, transforms=RAW)
+    data.setup()
+    assert sizes(data) == [80, 16, 32]
+
+    class Resnet18ByBuilder(models.resnet.ResNet):
+        arch = staticmethod(torchvision.models.resnet18)
+
+    net = Resnet18ByBuilder(num_classes=3)
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    assert net.net.state_dict().keys() == models.make(
+        {'name': 'resnet18', 'args': {'num_classes': 3}}).net.state_dict().keys()

@@ -106,9 +106,11 @@ def test_torchvision_is_the_real_one_at_its_first_use():
                  '                  box_iou(boxes, boxes)),\n'
                  '      type(arniqa.resnet50()).__name__, weights.name,\n'
                  '      isinstance(weights, dists.VGG16_Weights),\n'
+                 "      dists.VGG16_Weights['DEFAULT'] is weights is list(dists.VGG16_Weights)[0],\n"
+                 '      dists.VGG16_Weights(weights.value) is weights,\n'
                  '      torchvision.models is sys.modules["torchvision.models"])\n')
     assert out == ['False', 'True', 'module', '3', 'True', 'True', 'ResNet', 'IMAGENET1K_V1',
-                   'True', 'True']
+                   'True', 'True', 'True', 'True']
 
 
 def test_a_torchvision_submodule_imported_first_loads_the_real_package():

@@ -11,7 +11,7 @@ any module may import it; the folders use these names, so they stay stable.
     speed.py     the GPU speed settings of a config, time-to-first-step
     weights.py   checkpoints loaded with weights_only=True, best checkpoint, init_from
     writer.py    checkpoint files written on a thread beside training; wait_for_writes()
-    deferred.py  scipy.signal, matplotlib imported when first used (torchmetrics: at its top)
+    deferred.py  scipy.signal, matplotlib, torchvision: imported when first used, not at torchmetrics' top
   the run-safety features both engines share (train.py calls them, Lightning callbacks wrap them):
     guards.py          stop signals, the NaN/Inf policy, agreement across ranks
     checkpoints.py     the checkpoint: section (top-k by monitor, last.ckpt, one write a save)

@@ -34,9 +34,18 @@ class _Deferred(types.ModuleType):
 
 class _StandInType(type):
     """A class named in torchmetrics' type hints and isinstance() checks, or whose attributes
-    it reads when called (`VGG16_Weights.DEFAULT`)."""
+    it reads when called (`VGG16_Weights.DEFAULT`): used as a class, it is the real one."""
     def __getattr__(cls, name):
         return getattr(cls.real(), name)
+
+    def __call__(cls, *args, **kwargs):
+        return cls.real()(*args, **kwargs)
+
+    def __getitem__(cls, key):
+        return cls.real()[key]
+
+    def __iter__(cls):
+        return iter(cls.real())
 
     def __instancecheck__(cls, obj):
         return isinstance(obj, cls.real())
