@@ -401,9 +401,9 @@ class TorchvisionFiles(DataModule):
     """A torchvision dataset shipped as a train and a test set, read from its files in
     `root_dir`/`folder`/ (default root_dir: `default_root`) and downloaded there only with
     `download: true`. `val_size` images of train (a count, or a fraction) become val, drawn by
-    `split_seed`. A subclass gives the torchvision class (or its name in torchvision.datasets,
-    imported when the data is built), the folder and the files."""
-    reader = None            # (root, train=bool, download=bool) -> a dataset; or its name
+    `split_seed`. A subclass gives the torchvision class (or its dotted path, imported when
+    the data is built), the folder and the files."""
+    reader = None            # (root, train=bool, download=bool) -> a dataset; or its path
     title = None             # the dataset's name in messages
     default_root = None
     folder, files = None, ()
@@ -423,12 +423,9 @@ class TorchvisionFiles(DataModule):
                 key='root_dir')
 
     def reader_class(self):
-        """The reader; a name is looked up in torchvision.datasets, imported only here: a run
-        without torchvision's datasets or models does not import torchvision (models/resnet.py)."""
-        if not isinstance(self.reader, str):
-            return self.reader
-        from torchvision import datasets as tv
-        return getattr(tv, self.reader)
+        """The reader, its path imported only here: a run without torchvision's datasets or
+        models does not import torchvision (models/resnet.py)."""
+        return utils.import_path(self.reader) if isinstance(self.reader, str) else self.reader
 
     def build(self):
         reader = self.reader_class()

@@ -59,8 +59,8 @@ def __getattr__(name):
     """datasets.cifar.CIFAR10Files and CIFAR100Files, the classes above made on first use: by
     name, as pickle finds a dataset's class (a DataLoader's spawned workers unpickle it)."""
     if name in ('CIFAR10Files', 'CIFAR100Files'):
-        from torchvision import datasets as tv
-        return files_checked_to_exist(getattr(tv, name.removesuffix('Files')))
+        return files_checked_to_exist(
+            utils.import_path(f"torchvision.datasets.{name.removesuffix('Files')}"))
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
@@ -74,7 +74,7 @@ class CIFAR10(CIFARFiles):
     """CIFAR-10, read from `root_dir`/cifar-10-batches-py/ (default root_dir load/cifar10).
     Images become 3x32x32 float tensors normalised with CIFAR-10's mean and std unless the
     config's `transforms` says otherwise."""
-    reader, title, default_root = 'CIFAR10', 'CIFAR-10', 'load/cifar10'
+    reader, title, default_root = 'torchvision.datasets.CIFAR10', 'CIFAR-10', 'load/cifar10'
     folder = 'cifar-10-batches-py'
     files = [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch', 'batches.meta']
     fix = 'extract cifar-10-python.tar.gz into {root}'
@@ -85,7 +85,7 @@ class CIFAR10(CIFARFiles):
 class CIFAR100(CIFARFiles):
     """CIFAR-100 with its 100 fine labels, read from `root_dir`/cifar-100-python/ (default
     root_dir load/cifar100), normalised with CIFAR-100's mean and std like CIFAR-10."""
-    reader, title, default_root = 'CIFAR100', 'CIFAR-100', 'load/cifar100'
+    reader, title, default_root = 'torchvision.datasets.CIFAR100', 'CIFAR-100', 'load/cifar100'
     folder, files = 'cifar-100-python', ['train', 'test', 'meta']
     fix = 'extract cifar-100-python.tar.gz into {root}'
     default_transforms = normalised(mean=[0.5071, 0.4865, 0.4409], std=[0.2673, 0.2564, 0.2762])

@@ -11,7 +11,7 @@ class MNIST(TorchvisionFiles):
     """MNIST, read from `root_dir`/MNIST/raw/ (the four uncompressed IDX files; default root_dir
     load/mnist). Images become 1x28x28 float tensors normalised with MNIST's mean and std
     unless the config's `transforms` says otherwise."""
-    reader, title, default_root = 'MNIST', 'MNIST', 'load/mnist'
+    reader, title, default_root = 'torchvision.datasets.MNIST', 'MNIST', 'load/mnist'
     folder, files = 'MNIST/raw', IDX_FILES
     fix = 'put the uncompressed IDX files there'
     default_transforms = normalised(mean=[0.1307], std=[0.3081])
@@ -21,6 +21,7 @@ class MNIST(TorchvisionFiles):
 class FashionMNIST(MNIST):
     """Fashion-MNIST: MNIST's format and sizes, ten kinds of clothing instead of digits, read
     from `root_dir`/FashionMNIST/raw/ (default root_dir load/fashion_mnist)."""
-    reader, title, default_root = 'FashionMNIST', 'Fashion-MNIST', 'load/fashion_mnist'
+    reader, title = 'torchvision.datasets.FashionMNIST', 'Fashion-MNIST'
+    default_root = 'load/fashion_mnist'
     folder = 'FashionMNIST/raw'
     default_transforms = normalised(mean=[0.2860], std=[0.3530])

@@ -220,8 +220,8 @@ def test_digits_are_scikit_learns_without_importing_it():
 
 
 def test_a_subclass_may_give_its_torchvision_classes_themselves(mnist_root):
-    """The shipped ones name theirs (`reader = 'MNIST'`, `arch = 'resnet18'`: torchvision is
-    imported when they are built); a class or builder given as such works as well."""
+    """The shipped ones give dotted paths (`reader = 'torchvision.datasets.MNIST'`: torchvision
+    is imported when they are built); a class or builder given as such works as well."""
     import torchvision
 
     import models.resnet

@@ -1,5 +1,6 @@
 """utils/deferred.py: torchmetrics without scipy.signal's, matplotlib's and torchvision's
-imports, and each whole for whoever uses it. Each case in a fresh interpreter: this one has imported both already."""
+imports, and each whole for whoever uses it. Each case in a fresh interpreter: this one has
+imported them all already."""
 import subprocess
 import sys
 

@@ -301,8 +301,8 @@ def test_config_mistakes_are_found_before_the_slow_imports(script):
     seconds of start-up) and before Lightning is imported: such a mistake is reported in about
     the time of importing torch: neither torchvision (its placeholder may be in sys.modules,
     utils/deferred.py; the real one imports torchvision.datasets) nor torch._dynamo (which
-    torchvision and the first optimizer import) is imported either. The task's own mistakes come once it is
-    built, still before Lightning."""
+    torchvision and the first optimizer import) is imported either. The task's own mistakes
+    come once it is built, still before Lightning."""
     at_once = ['+trainer_params.max_epoch=3', '+train_wrapper.args.num_clases=3',
                'train_wrapper.args.optim_spec.args.lr=fast', 'checkpoint.mode=maks',
                'data_module.args.batch_size=0', '+loggers=[{name: tensorbord}]']
