@@ -1,7 +1,9 @@
 """The same work as a runyard entrypoint, written by hand: what benchmarks/overhead.py measures
-train.py and train_pl.py against. No runyard import: torch, torchvision and tensorboardX only.
+train.py and train_pl.py against. No runyard import: torch, torchvision and tensorboardX only
+(and Lightning, with `--engine lightning`).
 
-    python benchmarks/handwritten.py --workload mnist --data ROOT --epochs 3 --out DIR [--device cuda]
+    python benchmarks/handwritten.py --workload mnist --data ROOT --epochs 3 --out DIR
+                                     [--device cuda] [--engine torch|lightning]
 
 Each workload does what its config makes the entrypoints do (benchmarks/overhead.py gives them
 the same overrides): the same data read the same way (`digits`: scikit-learn's file, whole
@@ -11,6 +13,12 @@ optimizer and lr schedule, train/loss to TensorBoard every 10 steps, validation 
 accuracy) every epoch, a checkpoint every epoch (weights, optimizer, schedule) and one printed
 line per epoch. It writes `first step: X s after launch` to stdout, as the entrypoints do to
 log.txt.
+
+`--engine lightning` does the same work with the least a Lightning script needs: a
+LightningModule of the same steps (train/loss logged at log steps only; validation summed by
+hand and logged once an epoch), Lightning's TensorBoardLogger and ModelCheckpoint (last.ckpt
+every epoch), no sanity check. What that costs over the plain loop is Lightning's own loop,
+which no entrypoint on the Trainer can avoid; what train_pl.py costs over it is runyard's.
 """
 import argparse
 import gzip
@@ -50,11 +58,21 @@ def digits(root, device):
     return {split: (x[i].to(device), y[i].to(device)) for split, i in parts.items()}
 
 
-def slices(x, y, batch_size, seed=None):
-    order = torch.arange(len(x)) if seed is None else torch.randperm(
-        len(x), generator=torch.Generator().manual_seed(seed))
-    for batch in order.to(x.device).split(batch_size):
-        yield x[batch], y[batch]
+class Slices:
+    """Batches of (x, y) by index, as runyard's memory loader makes them: each pass over it is
+    an epoch, shuffled with the pass's number as the seed."""
+    def __init__(self, x, y, batch_size, shuffle):
+        self.x, self.y, self.batch_size, self.shuffle, self.passes = x, y, batch_size, shuffle, 0
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(
+            self.passes)) if self.shuffle else torch.arange(len(self.x))
+        self.passes += 1
+        for batch in order.to(self.x.device).split(self.batch_size):
+            yield self.x[batch], self.y[batch]
 
 
 def files(reader, root, n_val, train_transform, eval_transform):
@@ -90,14 +108,14 @@ def resnet18_cifar():
 
 
 def setup(args, device):
-    """(model, optimizer, scheduler, train batches of an epoch, val batches) of a workload."""
+    """(model, optimizer, scheduler, train batches, val batches) of a workload; each pass over
+    the batches is an epoch's."""
     if args.workload == 'digits':
         data = digits(args.data, device)
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Dropout(0.0),
                               nn.Linear(256, 10))
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        train = lambda epoch: slices(*data['train'], 64, seed=epoch)  # noqa: E731
-        val = lambda: slices(*data['val'], 64)  # noqa: E731
+        train, val = Slices(*data['train'], 64, True), Slices(*data['val'], 64, False)
     else:
         if args.workload == 'mnist':
             normalise = T.Compose([T.ToTensor(), T.Normalize([0.1307], [0.3081])])
@@ -115,51 +133,44 @@ def setup(args, device):
             model, batch_size = resnet18_cifar(), args.batch_size
             optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9,
                                         weight_decay=5e-4, nesterov=True)
-        loader = DataLoader(train_set, batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(0))
-        val_loader = DataLoader(val_set, batch_size)
-        train = lambda epoch: ((x.to(device), y.to(device)) for x, y in loader)  # noqa: E731
-        val = lambda: ((x.to(device), y.to(device)) for x, y in val_loader)  # noqa: E731
+        train = DataLoader(train_set, batch_size, shuffle=True,
+                           generator=torch.Generator().manual_seed(0))
+        val = DataLoader(val_set, batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs) \
         if args.workload != 'mnist' else None
     return model.to(device), optimizer, scheduler, train, val
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--workload', choices=('digits', 'mnist', 'resnet18'), required=True)
-    p.add_argument('--data', help='the dataset root (mnist, resnet18)')
-    p.add_argument('--val-size', type=int, default=1000)
-    p.add_argument('--batch-size', type=int, default=128, help='resnet18 only')
-    p.add_argument('--epochs', type=int, default=1)
-    p.add_argument('--out', required=True, help='the run folder')
-    p.add_argument('--device', default='cpu')
-    args = p.parse_args()
-    torch.manual_seed(0)
-    device = torch.device('cuda:0' if args.device == 'cuda' else 'cpu')
-    model, optimizer, scheduler, train, val = setup(args, device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    writer, step, first = SummaryWriter(str(out)), 0, True
+def first_step_line(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    return f'first step: {process_age():.2f} s after launch'
+
+
+def epoch_line(epoch, epochs, loss, acc):
+    return f'epoch {epoch + 1}/{epochs}  val/loss {loss:.4f}  val/acc {acc:.4f}'
+
+
+def fit(args, device, model, optimizer, scheduler, train, val, out):
+    writer, step = SummaryWriter(str(out)), 0
     for epoch in range(args.epochs):
         model.train()
-        for x, y in train(epoch):
+        for x, y in train:
+            x, y = x.to(device), y.to(device)
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if first:
-                if device.type == 'cuda':
-                    torch.cuda.synchronize()
-                print(f'first step: {process_age():.2f} s after launch', flush=True)
-                first = False
+            if step == 0:
+                print(first_step_line(device), flush=True)
             if (step + 1) % LOG_EVERY == 0:
                 writer.add_scalar('train/loss', loss.item(), step)
             step += 1
         model.eval()
         total, correct, n = 0.0, 0, 0
         with torch.no_grad():
-            for x, y in val():
+            for x, y in val:
+                x, y = x.to(device), y.to(device)
                 logits = model(x)
                 total += F.cross_entropy(logits, y, reduction='sum').item()
                 correct += (logits.argmax(1) == y).sum().item()
@@ -171,9 +182,80 @@ def main():
         torch.save({'epoch': epoch, 'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
                     'scheduler': scheduler.state_dict() if scheduler else None},
                    out / 'last.ckpt')
-        print(f'epoch {epoch + 1}/{args.epochs}  val/loss {total / n:.4f}  val/acc {correct / n:.4f}',
-              flush=True)
+        print(epoch_line(epoch, args.epochs, total / n, correct / n), flush=True)
     writer.close()
+
+
+def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, out):
+    nvml_check = os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK')
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import TensorBoardLogger
+    if device.type == 'cpu' and nvml_check is None:
+        # lightning_fabric's import sets it, and then every torch.cuda.is_available() (Adam
+        # asks at each step) asks NVML again on a machine without CUDA; runyard unsets it too
+        os.environ.pop('PYTORCH_NVML_BASED_CUDA_CHECK', None)
+
+    class Classifier(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model, self.sums = model, None
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = F.cross_entropy(self.model(x), y)
+            if (self.global_step + 1) % LOG_EVERY == 0:
+                self.log('train/loss', loss)
+            return loss
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            if self.global_step == 1:
+                print(first_step_line(device), flush=True)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self.model(x)
+            sums = torch.stack([F.cross_entropy(logits, y, reduction='sum'),
+                                (logits.argmax(1) == y).sum().float(),
+                                torch.tensor(float(len(y)), device=logits.device)])
+            self.sums = sums if self.sums is None else self.sums + sums
+
+        def on_validation_epoch_end(self):
+            total, correct, n = self.sums.tolist()
+            self.sums = None
+            self.log_dict({'val/loss': total / n, 'val/acc': correct / n})
+            print(epoch_line(self.current_epoch, args.epochs, total / n, correct / n), flush=True)
+
+        def configure_optimizers(self):
+            return {'optimizer': optimizer, **({'lr_scheduler': scheduler} if scheduler else {})}
+
+    trainer = pl.Trainer(
+        accelerator='gpu' if device.type == 'cuda' else 'cpu', devices=1, max_epochs=args.epochs,
+        logger=TensorBoardLogger(str(out), name='', version=''), log_every_n_steps=LOG_EVERY,
+        callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
+        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=str(out))
+    trainer.fit(Classifier(), train, val)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--workload', choices=('digits', 'mnist', 'resnet18'), required=True)
+    p.add_argument('--data', help='the dataset root (mnist, resnet18)')
+    p.add_argument('--val-size', type=int, default=1000)
+    p.add_argument('--batch-size', type=int, default=128, help='resnet18 only')
+    p.add_argument('--epochs', type=int, default=1)
+    p.add_argument('--out', required=True, help='the run folder')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--engine', choices=('torch', 'lightning'), default='torch',
+                   help='the plain loop (default), or the same work on the Lightning Trainer')
+    args = p.parse_args()
+    torch.manual_seed(0)
+    device = torch.device('cuda:0' if args.device == 'cuda' else 'cpu')
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    engine = fit_with_lightning if args.engine == 'lightning' else fit
+    engine(args, device, *setup(args, device), out)
 
 
 if __name__ == '__main__':

@@ -3,11 +3,13 @@
     python benchmarks/overhead.py [--device cpu|cuda] [--repeats 3] [--epochs 1,4]
                                   [--workloads digits,mnist,resnet18] [--out FILE.json] [--tiny]
 
-Three ways to train each workload, each a whole process, interleaved (handwritten, train.py,
-train_pl.py, handwritten, ...): benchmarks/handwritten.py, the loop a reader would write for
-that work (the same data read the same way, model, optimizer, lr schedule, train/loss to
-TensorBoard every 10 steps, validation and a checkpoint every epoch, a line per epoch), and the
-two entrypoints on the workload's config. Workloads:
+Four ways to train each workload, each a whole process, interleaved (handwritten, lightning,
+train.py, train_pl.py, handwritten, ...): benchmarks/handwritten.py, the loop a reader would
+write for that work (the same data read the same way, model, optimizer, lr schedule, train/loss
+to TensorBoard every 10 steps, validation and a checkpoint every epoch, a line per epoch); the
+same work as the least a Lightning script needs (handwritten.py --engine lightning: Lightning's
+own cost, which train_pl.py cannot go under); and the two entrypoints on the workload's config.
+Workloads:
 
     digits    configs/digits.yaml: an MLP on scikit-learn's digits, `loader: memory`
     mnist     LeNet-5 on MNIST-format IDX files written here (4000 train / 1000 val on a
@@ -44,9 +46,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ('handwritten', 'train_py', 'train_pl')
-SCRIPTS = {'handwritten': 'benchmarks/handwritten.py', 'train_py': 'train.py',
-           'train_pl': 'train_pl.py'}
+PATHS = ('handwritten', 'lightning', 'train_py', 'train_pl')
+HANDWRITTEN = {'handwritten': 'torch', 'lightning': 'lightning'}  # handwritten.py's --engine
+SCRIPTS = {'handwritten': 'benchmarks/handwritten.py', 'lightning': 'benchmarks/handwritten.py',
+           'train_py': 'train.py', 'train_pl': 'train_pl.py'}
 TARGETS = {'per_epoch_train_py': 1.03, 'per_epoch_train_pl': 1.10,  # / handwritten
            'startup_train_py': 0.5, 'startup_train_pl': 1.5,  # s over the import
            'config_error': 0.5}  # s over the import
@@ -140,9 +143,9 @@ def timed(argv, threads=None):
 
 
 def one_run(path, commands, epochs, run_dir, device, threads):
-    if path == 'handwritten':
+    if path in HANDWRITTEN:
         argv = [SCRIPTS[path], *commands['handwritten'], '--epochs', str(epochs), '--out',
-                str(run_dir), '--device', device]
+                str(run_dir), '--device', device, '--engine', HANDWRITTEN[path]]
     else:
         argv = [SCRIPTS[path], *commands['entry'], '--name', run_dir.name, '--save-dir',
                 str(run_dir.parent), f'trainer_params.max_epochs={epochs}',
@@ -150,7 +153,7 @@ def one_run(path, commands, epochs, run_dir, device, threads):
     seconds, peak, out, err, status = timed(argv, threads)
     if status:
         raise RuntimeError(f'{" ".join(argv)} failed ({status}):\n{err[-3000:]}')
-    text = out if path == 'handwritten' else (run_dir / 'log.txt').read_text()
+    text = out if path in HANDWRITTEN else (run_dir / 'log.txt').read_text()
     return seconds, peak, float(FIRST_STEP.search(text)[1])
 
 
@@ -186,9 +189,11 @@ def measure_workload(name, args, scratch, size_key):
             'peak_mb': statistics.median(r['peak_mb']),
             'seconds': {str(e): s for e, s in r['seconds'].items()},
             'after_first_step': {str(e): s for e, s in r['training'].items()}}
-    hand = result['paths']['handwritten']
-    for path in ('train_py', 'train_pl'):
-        result[f'per_epoch_{path}'] = result['paths'][path]['per_epoch'] / hand['per_epoch']
+    per_epoch = {path: p['per_epoch'] for path, p in result['paths'].items()}
+    for path in ('lightning', 'train_py', 'train_pl'):
+        result[f'per_epoch_{path}'] = per_epoch[path] / per_epoch['handwritten']
+    # what runyard adds to Lightning's own loop
+    result['per_epoch_train_pl_over_lightning'] = per_epoch['train_pl'] / per_epoch['lightning']
     return result
 
 
@@ -254,11 +259,16 @@ def print_report(report):
         for path, p in w['paths'].items():
             line = (f"{name:<9} {path:<12} {p['per_epoch']:8.3f} {p['startup']:9.2f} "
                     f"{p['first_step']:11.2f} {p['peak_mb']:8.0f}")
-            if path != 'handwritten':
+            if path == 'lightning':
+                line += f"  {w['per_epoch_lightning']:.3f} (no target: Lightning's own loop)"
+            elif path != 'handwritten':
                 line += (f"  {verdict(w[f'per_epoch_{path}'], f'per_epoch_{path}')} / "
                          f"{verdict(p['startup'] - floor, f'startup_{path}')} s "
                          f"({p['startup'] - report['import_libraries'][path]:+.2f} s over "
                          f"importing {LIBRARIES[path]})")
+            if path == 'train_pl':
+                line += (f"; {w['per_epoch_train_pl_over_lightning']:.3f} of the plain "
+                         "Lightning script's epoch")
             print(line)
     errors = report['config_error']
     print('\ntime to a config error: ' + ', '.join(

@@ -91,7 +91,8 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
     assert all(finite(s) and s > 0 for s in report['import_libraries'].values())
     assert set(report['workloads']) == {'digits', 'mnist', 'resnet18'}
     for name, w in report['workloads'].items():
-        assert set(w['paths']) == {'handwritten', 'train_py', 'train_pl'} and w['epochs'] == [1, 2]
+        assert set(w['paths']) == {'handwritten', 'lightning', 'train_py', 'train_pl'}
+        assert w['epochs'] == [1, 2]
         for path, p in w['paths'].items():
             low, high = (statistics.median(p['after_first_step'][e]) for e in ('1', '2'))
             assert p['per_epoch'] == high - low
@@ -102,11 +103,44 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
             assert 0 < p['first_step'] < statistics.median(p['seconds']['1']) + 0.5, \
                 (name, path, p)
             assert low > 0 and p['peak_mb'] > 100, (name, path, p)
-        for path in ('train_py', 'train_pl'):
+        per_epoch = {path: p['per_epoch'] for path, p in w['paths'].items()}
+        for path in ('lightning', 'train_py', 'train_pl'):
             ratio = w[f'per_epoch_{path}']
-            assert finite(ratio) and ratio == w['paths'][path]['per_epoch'] / \
-                w['paths']['handwritten']['per_epoch']
+            assert finite(ratio) and ratio == per_epoch[path] / per_epoch['handwritten']
             assert f'{ratio:.3f}' in done.stdout
+        over = w['per_epoch_train_pl_over_lightning']
+        assert over == per_epoch['train_pl'] / per_epoch['lightning']
+        assert f"{over:.3f} of the plain Lightning script's epoch" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('workload', ['digits', 'mnist'])
+def test_the_plain_loop_and_the_lightning_script_do_the_same_work(tmp_path, workload):
+    """benchmarks/handwritten.py's two engines: the same losses and accuracies each epoch (the
+    same data order, model and optimizer), each run's TensorBoard scalars, and one checkpoint
+    each, of the same final weights."""
+    data = []
+    if workload == 'mnist':
+        from benchmarks.overhead import write_mnist
+        data = ['--data', str(write_mnist(tmp_path / 'data', 96)), '--val-size', '32']
+    lines = {}
+    for engine in ('torch', 'lightning'):
+        out = tmp_path / engine
+        done = subprocess.run(
+            [sys.executable, 'benchmarks/handwritten.py', '--workload', workload, '--epochs', '2',
+             '--out', str(out), '--engine', engine, *data], cwd=ROOT, capture_output=True,
+            text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert 'first step: ' in done.stdout
+        lines[engine] = [line for line in done.stdout.splitlines() if line.startswith('epoch ')]
+        assert len(lines[engine]) == 2
+        assert [f.name for f in out.rglob('*.ckpt')] == ['last.ckpt']
+        assert list(out.rglob('events.out.tfevents.*'))
+    assert lines['torch'] == lines['lightning']
+    plain = torch.load(tmp_path / 'torch' / 'last.ckpt', weights_only=False)['model']
+    lightning = torch.load(tmp_path / 'lightning' / 'last.ckpt', weights_only=False)['state_dict']
+    assert [f'model.{k}' for k in plain] == list(lightning)
+    assert all(torch.allclose(v, lightning[f'model.{k}']) for k, v in plain.items())
 
 
 def test_the_gpu_check_script_parses_and_its_commands_start():

@@ -50,6 +50,41 @@ def test_metrics_csv_keeps_one_row_per_epoch_across_a_resume(train):
     assert [r['epoch'] for r in read_csv(run / 'metrics.csv')] == ['1', '2', '3']
 
 
+def test_metrics_csv_appends_an_epoch_and_rewrites_for_a_redo_or_a_new_column(tmp_path,
+                                                                            monkeypatch):
+    path = tmp_path / 'metrics.csv'
+    reads, reader = [], csv.DictReader
+    monkeypatch.setattr(utils.logs.csv, 'DictReader', lambda f: reads.append(1) or reader(f))
+    for epoch in range(1, 101):  # a long run reads the file only to continue it
+        utils.record_metrics(path, epoch, 10 * epoch, {'train/loss': 1 / epoch, 'val/acc': 0.5})
+    assert reads == []
+    rows = read_csv(path)
+    assert [(r['epoch'], r['step'], r['train/loss']) for r in rows[:2]] == \
+        [('1', '10', '1.0'), ('2', '20', '0.5')]
+    assert len(rows) == 100 and list(rows[0]) == ['epoch', 'step', 'train/loss', 'val/acc']
+    before = path.read_bytes()
+    utils.record_metrics(path, 101, 1010, {'val/acc': 0.75})  # a metric missing: left empty
+    assert path.read_bytes().startswith(before) and read_csv(path)[-1]['train/loss'] == ''
+    utils.record_metrics(path, 101, 1010, {'test/acc': 0.7})  # joins the epoch's row
+    utils.record_metrics(path, 102, 1020, {'lr': 0.1})  # a metric first seen late
+    rows = read_csv(path)
+    assert [r['epoch'] for r in rows] == [str(e) for e in range(1, 103)]
+    assert list(rows[0]) == ['epoch', 'step', 'lr', 'test/acc', 'train/loss', 'val/acc']
+    assert (rows[-2]['test/acc'], rows[-2]['val/acc'], rows[-1]['lr'], rows[0]['lr']) == \
+        ('0.7', '0.75', '0.1', '')
+    utils.record_metrics(path, 50, 500, {'val/acc': 0.9})  # a resumed run redoes epoch 50
+    rows = read_csv(path)
+    assert len(rows) == 102 and rows[49]['val/acc'] == '0.9' and rows[50]['epoch'] == '51'
+    # the file changed by someone else (another process, an editor): read again, not appended
+    path.write_text('epoch,step,val/acc\n1,10,0.1\n')
+    utils.record_metrics(path, 2, 20, {'val/acc': 0.2})
+    assert [(r['epoch'], r['val/acc']) for r in read_csv(path)] == [('1', '0.1'), ('2', '0.2')]
+    # a new process continues the file it finds
+    utils.logs._WRITTEN.clear()
+    utils.record_metrics(path, 3, 30, {'val/acc': 0.3})
+    assert [r['epoch'] for r in read_csv(path)] == ['1', '2', '3']
+
+
 def test_lightning_callbacks_by_short_name_and_dotted_path(train):
     run = train(*DIGITS, '+callbacks=[{name: lr_monitor}, {name: image_logger, args: {n: 6}}, '
                 '{name: pytorch_lightning.callbacks.EarlyStopping, args: {monitor: val/loss}}]')

@@ -1,12 +1,12 @@
 """What a run logs besides checkpoints: metrics.csv, the config in TensorBoard's HParams view,
 and which library warnings to hide."""
 import csv
+import io
 import logging
-import os
 import warnings
 from pathlib import Path
 
-from .run import replace_atomically
+from .run import disk_errors, replace_atomically
 
 
 def hide_upstream_warnings():
@@ -22,24 +22,47 @@ def metrics_csv_path(run_dir):
     return Path(run_dir) / 'metrics.csv'
 
 
+# metrics.csv files this process wrote last: {path: (columns, last epoch, (inode, size))}
+_WRITTEN = {}
+
+
 def record_metrics(path, epoch, step, metrics):
     """Put one epoch's metrics into a metrics.csv of a row per epoch and a column per metric.
-    The file is rewritten whole (it is small) and atomically; an epoch that a resumed run
-    redoes replaces its row, and a metric first seen late gets a column, empty above."""
-    rows = {}
-    if os.path.isfile(path):
-        with open(path, newline='') as f:
-            rows = {int(row['epoch']): row for row in csv.DictReader(f)}
-    rows.setdefault(epoch, {}).update(metrics, epoch=epoch, step=step)
-    columns = ['epoch', 'step'] + sorted({k for row in rows.values() for k in row} -
-                                         {'epoch', 'step'})
+    A new last epoch with no new metric is appended as one line, in one write (a kill leaves
+    whole lines); anything else (the first write of a process, an epoch that a resumed run
+    redoes, a metric first seen late, which gets a column empty above) rewrites the file whole,
+    atomically. So a long run does not read and rewrite its whole history every epoch."""
+    path = Path(path)
+    row = {**metrics, 'epoch': epoch, 'step': step}
+    columns, last, seen = _WRITTEN.get(path, (None, None, None))
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        stat = None
+    if columns and stat and seen == (stat.st_ino, stat.st_size) and epoch > last and \
+            set(row) <= set(columns):
+        line = io.StringIO()
+        csv.DictWriter(line, columns, restval='').writerow(row)
+        with disk_errors(path), open(path, 'a', newline='') as f:
+            f.write(line.getvalue())
+    else:
+        rows = {}
+        if stat:
+            with open(path, newline='') as f:
+                rows = {int(r['epoch']): r for r in csv.DictReader(f)}
+        rows.setdefault(epoch, {}).update(row)
+        columns = ['epoch', 'step'] + sorted({k for r in rows.values() for k in r} -
+                                             {'epoch', 'step'})
 
-    def write(tmp):
-        with open(tmp, 'w', newline='') as f:
-            writer = csv.DictWriter(f, columns, restval='')
-            writer.writeheader()
-            writer.writerows(rows[e] for e in sorted(rows))
-    replace_atomically(path, write)
+        def write(tmp):
+            with open(tmp, 'w', newline='') as f:
+                writer = csv.DictWriter(f, columns, restval='')
+                writer.writeheader()
+                writer.writerows(rows[e] for e in sorted(rows))
+        replace_atomically(path, write)
+        last = max(rows)
+    stat = path.stat()
+    _WRITTEN[path] = (columns, max(last, epoch), (stat.st_ino, stat.st_size))
 
 
 def flat_config(cfg, prefix=''):
