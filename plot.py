@@ -202,4 +202,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    utils.run_cli(main, sys.argv[1:])
+    utils.run_entrypoint(main)

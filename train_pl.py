@@ -226,4 +226,4 @@ def main(argv, extra_callbacks=()):
 
 
 if __name__ == '__main__':
-    utils.run_cli(main, sys.argv[1:])
+    utils.run_entrypoint(main)

@@ -24,7 +24,7 @@ noise are not in it; start-up is the smaller count's median wall time less its e
 measured, in the same run: `python -c "import torch, torchvision"` (what start-up is measured
 over; and with torchmetrics, and Lightning, the libraries the entrypoints import), each
 process's time to first step (log.txt's line, or handwritten's stdout), its peak memory
-(ru_maxrss), and each entrypoint's time to a config error. The entrypoints run without progress
+(ru_maxrss), and each entrypoint's time to a config error and its `--check` of the digits. The entrypoints run without progress
 bar, model summary or test pass (the hand-written loop has none). Every run folder is in a
 temporary folder deleted at the end. --tiny shrinks every size, for the test suite.
 """
@@ -52,7 +52,8 @@ SCRIPTS = {'handwritten': 'benchmarks/handwritten.py', 'lightning': 'benchmarks/
            'train_py': 'train.py', 'train_pl': 'train_pl.py'}
 TARGETS = {'per_epoch_train_py': 1.03, 'per_epoch_train_pl': 1.10,  # / handwritten
            'startup_train_py': 0.5, 'startup_train_pl': 1.5,  # s over the import
-           'config_error': 0.5}  # s over the import
+           'config_error': 0.5,  # s over the import
+           'check': 5.0}  # s, --check of configs/digits.yaml
 # (train, val); on a GPU, sizes that keep benchmarks/gpu_check.sh's run of all three to 4 minutes
 SIZES = {'mnist': {'cpu': (4000, 1000), 'cuda': (8000, 2000), 'tiny': (96, 32)},
          'resnet18': {'cpu': (128, 64), 'cuda': (5000, 1000), 'tiny': (32, 16)}}
@@ -217,20 +218,32 @@ def import_seconds(repeats, modules='torch, torchvision', deferred=False):
     return statistics.median(timed(['-c', code])[0] for _ in range(repeats))
 
 
-def config_error_seconds(repeats):
-    """Median wall time of each entrypoint to a config error (a misspelt trainer_params key),
-    which must be the one-line error of exit status 2."""
+def entrypoint_seconds(repeats, argument, done):
+    """{path: median wall time} of each entrypoint on configs/digits.yaml with `argument`;
+    done(exit status, stdout, stderr) says whether it did what it should."""
     result = {}
     for path in ('train_py', 'train_pl'):
         times = []
         for _ in range(repeats):
-            seconds, _, _, err, status = timed([SCRIPTS[path], '--config', 'configs/digits.yaml',
-                                                '+trainer_params.max_epoch=3'])
-            if status != 2 or not err.startswith('error: '):
-                raise RuntimeError(f'{path}: expected a config error, got {status}: {err[-2000:]}')
+            seconds, _, out, err, status = timed([SCRIPTS[path], '--config', 'configs/digits.yaml',
+                                                  argument])
+            if not done(status, out, err):
+                raise RuntimeError(f'{path} {argument}: exit status {status}: {err[-2000:]}')
             times.append(seconds)
         result[path] = statistics.median(times)
     return result
+
+
+def config_error_seconds(repeats):
+    """To a config error (a misspelt trainer_params key): the one-line error, exit status 2."""
+    return entrypoint_seconds(repeats, '+trainer_params.max_epoch=3',
+                              lambda status, out, err: status == 2 and err.startswith('error: '))
+
+
+def check_seconds(repeats):
+    """`--check` of the digits (target: under 5 s), which must pass."""
+    return entrypoint_seconds(repeats, '--check',
+                              lambda status, out, err: status == 0 and 'check passed' in out)
 
 
 def progress(line):
@@ -274,6 +287,10 @@ def print_report(report):
     print('\ntime to a config error: ' + ', '.join(
         f"{path} {s:.2f} s, {verdict(s - floor, 'config_error')} s over the import"
         for path, s in errors.items()))
+    hand = report['workloads'].get('digits', {}).get('paths', {}).get('handwritten')
+    print('--check of configs/digits.yaml: ' + ', '.join(
+        f"{path} {verdict(s, 'check')} s" for path, s in report['check'].items()) +
+        (f"; the hand-written loop's first step: {hand['first_step']:.2f} s" if hand else ''))
 
 
 def parse_args(argv):
@@ -322,6 +339,7 @@ def main(argv=None):
             'import_libraries': {path: import_seconds(args.repeats, modules, deferred=True)
                                  for path, modules in LIBRARIES.items()},
             'config_error': config_error_seconds(args.repeats),
+            'check': check_seconds(args.repeats),
             'workloads': {name: measure_workload(name, args, scratch, size_key)
                           for name in args.workloads}}
     finally:

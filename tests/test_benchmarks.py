@@ -87,6 +87,9 @@ def test_overhead_benchmark_writes_the_documented_json(tmp_path):
     # a config error comes within a second of the import: which is faster is the noise's
     assert all(finite(s) and s > 0 for s in [report['import_seconds'],
                                               *report['config_error'].values()])
+    assert set(report['check']) == {'train_py', 'train_pl'}
+    assert all(finite(s) and s > 0 for s in report['check'].values())
+    assert '--check of configs/digits.yaml: train_py ' in done.stdout
     assert set(report['import_libraries']) == {'train_py', 'train_pl'}
     assert all(finite(s) and s > 0 for s in report['import_libraries'].values())
     assert set(report['workloads']) == {'digits', 'mnist', 'resnet18'}

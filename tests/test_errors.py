@@ -315,3 +315,24 @@ def test_config_mistakes_are_found_before_the_slow_imports(script):
     for mistake in ('train_wrapper.args.model_spec.args.in_dim=3',):
         result = run_command('-c', IMPORTED, script[:-3], *DIGITS, mistake)
         assert result.stdout.split()[:3:2] == ['2', 'False'], (mistake, result.stderr)
+
+
+FREEZE_AT_EXIT = ('import atexit, gc, sys, importlib, utils\n'
+                  'atexit.register(lambda: print("at exit, frozen:", gc.get_freeze_count() > 0))\n'
+                  'main = importlib.import_module(sys.argv[1]).main\n'
+                  'sys.argv = sys.argv[1:]\n'
+                  'utils.run_entrypoint(main)\n')
+
+
+@pytest.mark.parametrize('script, mistake', [
+    ('train.py', ['--config', 'no-such.yaml']), ('train_pl.py', ['--config', 'no-such.yaml']),
+    ('test.py', ['--run', 'no-such']), ('plot.py', ['no-such']), ('export.py', ['--run', 'no-such'])])
+def test_an_entrypoint_exits_without_the_last_garbage_collections(script, mistake):
+    """An entrypoint run from the command line leaves its objects to the process's end, not to
+    the interpreter's collections at exit (seconds with torch and Lightning imported): its
+    exit status and last line are kept, and atexit handlers still run."""
+    assert 'utils.run_entrypoint(main)' in (ROOT / script).read_text()
+    result = run_command('-c', FREEZE_AT_EXIT, script[:-3], *mistake)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith('error: ') and 'no-such' in result.stderr
+    assert result.stdout.strip() == 'at exit, frozen: True'

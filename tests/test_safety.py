@@ -449,3 +449,28 @@ def test_the_next_start_removes_the_folder_a_killed_start_left(tmp_path):
         (folder / 'src').mkdir(parents=True)
     utils.run_cli(train.main, [*DIGITS, '--name', 'run', '--save-dir', str(save)])
     assert sorted(p.name for p in save.iterdir()) == [elsewhere.name, 'run']
+
+
+def test_a_checkpoints_random_states_continue_every_generator_exactly(tmp_path):
+    """Python's, NumPy's and torch's random states through a checkpoint file read without
+    pickled code (weights_only), and Python's as checkpoints before kept it (a tuple)."""
+    import random
+
+    import numpy as np
+
+    def draws():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    utils.seed_everything(3)
+    draws()
+    torch.save({'rng': utils.all_rng_states()}, tmp_path / 'state.ckpt')
+    expected = draws()
+    utils.seed_everything(0)
+    state = torch.load(tmp_path / 'state.ckpt', weights_only=True)['rng'][0]
+    utils.set_rng_state(state)
+    assert draws() == expected
+    random.seed(5)
+    older = {**state, 'python': random.getstate()}
+    expected = random.random()
+    utils.set_rng_state(older)
+    assert random.random() == expected

@@ -2,6 +2,7 @@
 entrypoints print it."""
 import contextlib
 import difflib
+import gc
 import sys
 
 from . import writer
@@ -103,6 +104,18 @@ def close_matches(word, choices):
 
 class TrainingStopped(Exception):
     """Training cannot go on (a NaN loss): one line on stderr and exit status 1."""
+
+
+def run_entrypoint(main):
+    """What an entrypoint's `if __name__ == '__main__':` does: run_cli on the command line,
+    then leave without the interpreter's garbage collections at exit. Those walk every object
+    torch, torch._dynamo and Lightning made, 1-2.5 s after the last line of a run, an error or
+    --check on 2 CPU cores (benchmarks/RESULTS.md); gc.freeze() takes them out of it. Files,
+    loggers and threads are closed by then, and atexit handlers still run."""
+    try:
+        run_cli(main, sys.argv[1:])
+    finally:
+        gc.freeze()
 
 
 def run_cli(main, argv=None):
