@@ -1,7 +1,8 @@
 """What runyard's entrypoints cost against a hand-written loop that does the same work.
 
     python benchmarks/overhead.py [--device cpu|cuda] [--repeats 3] [--epochs 1,4]
-                                  [--workloads digits,mnist,resnet18] [--out FILE.json] [--tiny]
+                                  [--workloads digits,mnist,resnet18] [--paths ...]
+                                  [--out FILE.json] [--tiny]
 
 Four ways to train each workload, each a whole process, interleaved (handwritten, lightning,
 train.py, train_pl.py, handwritten, ...): benchmarks/handwritten.py, the loop a reader would
@@ -163,10 +164,10 @@ def measure_workload(name, args, scratch, size_key):
     low, high = args.epochs or EPOCHS[name]
     runs = {path: {'seconds': {low: [], high: []}, 'training': {low: [], high: []},
                    'first_step': [], 'peak_mb': []}
-            for path in PATHS}
+            for path in args.paths}
     for repeat in range(args.repeats):
         for epochs in (low, high):
-            for path in PATHS:
+            for path in args.paths:
                 run_dir = scratch / 'save' / f'{name}-{path}-{epochs}-{repeat}'
                 seconds, peak, first = one_run(path, commands, epochs, run_dir, args.device,
                                                args.threads)
@@ -191,10 +192,10 @@ def measure_workload(name, args, scratch, size_key):
             'seconds': {str(e): s for e, s in r['seconds'].items()},
             'after_first_step': {str(e): s for e, s in r['training'].items()}}
     per_epoch = {path: p['per_epoch'] for path, p in result['paths'].items()}
-    for path in ('lightning', 'train_py', 'train_pl'):
+    for path in per_epoch.keys() - {'handwritten'}:
         result[f'per_epoch_{path}'] = per_epoch[path] / per_epoch['handwritten']
-    # what runyard adds to Lightning's own loop
-    result['per_epoch_train_pl_over_lightning'] = per_epoch['train_pl'] / per_epoch['lightning']
+    if {'lightning', 'train_pl'} <= per_epoch.keys():  # what runyard adds to Lightning's loop
+        result['per_epoch_train_pl_over_lightning'] = per_epoch['train_pl'] / per_epoch['lightning']
     return result
 
 
@@ -279,7 +280,7 @@ def print_report(report):
                          f"{verdict(p['startup'] - floor, f'startup_{path}')} s "
                          f"({p['startup'] - report['import_libraries'][path]:+.2f} s over "
                          f"importing {LIBRARIES[path]})")
-            if path == 'train_pl':
+            if 'per_epoch_train_pl_over_lightning' in w and path == 'train_pl':
                 line += (f"; {w['per_epoch_train_pl_over_lightning']:.3f} of the plain "
                          "Lightning script's epoch")
             print(line)
@@ -300,6 +301,8 @@ def parse_args(argv):
     p.add_argument('--epochs', help='the two epoch counts of every workload, like 1,3 '
                                     f'(default: {EPOCHS})')
     p.add_argument('--workloads', default='digits,mnist,resnet18')
+    p.add_argument('--paths', default=','.join(PATHS),
+                   help='which of them to run (default: %(default)s; handwritten always)')
     p.add_argument('--out', help='write the results to this JSON file')
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads of every training process (default: %(default)s: on a '
@@ -312,6 +315,10 @@ def parse_args(argv):
         if len(args.epochs) != 2 or not 1 <= args.epochs[0] < args.epochs[1]:
             p.error(f'--epochs must be two counts, the first smaller, like 1,3, but got '
                     f'{args.epochs}')
+    paths = set(args.paths.split(',')) | {'handwritten'}
+    if paths - set(PATHS):
+        p.error(f"unknown path {sorted(paths - set(PATHS))[0]!r} (known: {', '.join(PATHS)})")
+    args.paths = [path for path in PATHS if path in paths]
     args.workloads = args.workloads.split(',')
     unknown = [w for w in args.workloads if w not in ('digits', 'mnist', 'resnet18')]
     if unknown:

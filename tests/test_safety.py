@@ -474,3 +474,22 @@ def test_a_checkpoints_random_states_continue_every_generator_exactly(tmp_path):
     expected = random.random()
     utils.set_rng_state(older)
     assert random.random() == expected
+
+
+@pytest.mark.parametrize('kinds', [
+    [(torch.float32, ())] * 3,
+    [(torch.float32, ()), (torch.bfloat16, ()), (torch.float64, ())],  # a task's, under autocast
+    [(torch.float32, ()), (torch.float32, (1,)), (torch.float32, ())]])  # a loss of shape [1]
+def test_loss_checks_name_the_first_bad_step_of_those_noted(kinds):
+    """nan_policy stop: the losses noted between two reads are read at once; the message names
+    the step of the first one that is not finite."""
+    checks = utils.LossChecks('stop')
+    for step, (dtype, shape) in enumerate(kinds):
+        assert checks.usable(torch.ones(shape, dtype=dtype), 1, step, step)
+    checks.read()  # all finite
+    for step, (dtype, shape) in enumerate(kinds):
+        value = [1.0, float('nan'), float('inf')][step]
+        checks.usable(torch.full(shape, value, dtype=dtype), 2, 10 + step, step)
+    with pytest.raises(utils.TrainingStopped, match=r'the loss is nan at epoch 2, step 11;'):
+        checks.read()
+    checks.read()  # nothing noted since

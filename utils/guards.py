@@ -125,7 +125,12 @@ class LossChecks:
         noted, self.noted = self.noted, []
         if not noted:
             return
-        bad = torch.stack([~torch.isfinite(loss).all() for loss, *_ in noted]).float()
+        losses = [loss for loss, *_ in noted]
+        if all(loss.shape == losses[0].shape for loss in losses):  # one check for all
+            bad = ~torch.isfinite(torch.stack(losses)).reshape(len(losses), -1).all(dim=1)
+        else:
+            bad = torch.stack([~torch.isfinite(loss).all() for loss in losses])
+        bad = bad.float()
         if distributed():
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         for (loss, epoch, step, batch), is_bad in zip(noted, bad.tolist()):
