@@ -199,7 +199,7 @@ def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, ou
     class Classifier(pl.LightningModule):
         def __init__(self):
             super().__init__()
-            self.model, self.sums = model, None
+            self.model, self.sums = model, [0.0, 0, 0]
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -212,19 +212,23 @@ def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, ou
             if self.global_step == 1:
                 print(first_step_line(device), flush=True)
 
-        def validation_step(self, batch, batch_idx):
+        def on_validation_epoch_start(self):
+            self.sums = [0.0, 0, 0]
+
+        def validation_step(self, batch, batch_idx):  # as the plain loop sums them
             x, y = batch
             logits = self.model(x)
-            sums = torch.stack([F.cross_entropy(logits, y, reduction='sum'),
-                                (logits.argmax(1) == y).sum().float(),
-                                torch.tensor(float(len(y)), device=logits.device)])
-            self.sums = sums if self.sums is None else self.sums + sums
+            self.sums[0] += F.cross_entropy(logits, y, reduction='sum').item()
+            self.sums[1] += (logits.argmax(1) == y).sum().item()
+            self.sums[2] += len(y)
 
         def on_validation_epoch_end(self):
-            total, correct, n = self.sums.tolist()
-            self.sums = None
+            total, correct, n = self.sums
             self.log_dict({'val/loss': total / n, 'val/acc': correct / n})
             print(epoch_line(self.current_epoch, args.epochs, total / n, correct / n), flush=True)
+
+        def on_save_checkpoint(self, checkpoint):  # the count: one an epoch (a test reads it)
+            checkpoint['saves'] = self.saves = getattr(self, 'saves', 0) + 1
 
         def configure_optimizers(self):
             return {'optimizer': optimizer, **({'lr_scheduler': scheduler} if scheduler else {})}
@@ -232,7 +236,9 @@ def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, ou
     trainer = pl.Trainer(
         accelerator='gpu' if device.type == 'cuda' else 'cpu', devices=1, max_epochs=args.epochs,
         logger=TensorBoardLogger(str(out), name='', version=''), log_every_n_steps=LOG_EVERY,
-        callbacks=[ModelCheckpoint(dirpath=str(out), save_last=True, save_top_k=0)],
+        # no monitor, save_top_k=1: last.ckpt written over at every epoch's end
+        callbacks=[ModelCheckpoint(dirpath=str(out), filename='last', save_top_k=1,
+                                   enable_version_counter=False)],
         num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=str(out))
     trainer.fit(Classifier(), train, val)

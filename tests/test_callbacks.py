@@ -85,6 +85,41 @@ def test_metrics_csv_appends_an_epoch_and_rewrites_for_a_redo_or_a_new_column(tm
     assert [r['epoch'] for r in read_csv(path)] == ['1', '2', '3']
 
 
+def test_metrics_csv_left_whole_when_the_disk_fills_during_an_append(tmp_path, monkeypatch):
+    import errno
+    path = tmp_path / 'metrics.csv'
+    for epoch in (1, 2):
+        utils.record_metrics(path, epoch, 10 * epoch, {'val/acc': 0.5})
+    before = path.read_bytes()
+
+    def full_disk(file, mode='r', **kwargs):  # half a line written, then ENOSPC
+        f = open(file, mode, **kwargs)
+        if mode != 'a':
+            return f
+
+        class Half:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def write(self, text):
+                f.write(text[:len(text) // 2])
+                f.flush()
+                raise OSError(errno.ENOSPC, 'No space left on device')
+        return Half()
+    monkeypatch.setattr(utils.logs, 'open', full_disk, raising=False)
+    with pytest.raises(utils.ConfigError, match='the disk is full'):
+        utils.record_metrics(path, 3, 30, {'val/acc': 0.75})
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    utils.logs._WRITTEN.clear()  # the next process
+    utils.record_metrics(path, 3, 30, {'val/acc': 0.75})
+    assert [(r['epoch'], r['val/acc']) for r in read_csv(path)] == \
+        [('1', '0.5'), ('2', '0.5'), ('3', '0.75')]
+
+
 def test_lightning_callbacks_by_short_name_and_dotted_path(train):
     run = train(*DIGITS, '+callbacks=[{name: lr_monitor}, {name: image_logger, args: {n: 6}}, '
                 '{name: pytorch_lightning.callbacks.EarlyStopping, args: {monitor: val/loss}}]')

@@ -109,9 +109,11 @@ class TrainingStopped(Exception):
 def run_entrypoint(main):
     """What an entrypoint's `if __name__ == '__main__':` does: run_cli on the command line,
     then leave without the interpreter's garbage collections at exit. Those walk every object
-    torch, torch._dynamo and Lightning made, 1-2.5 s after the last line of a run, an error or
-    --check on 2 CPU cores (benchmarks/RESULTS.md); gc.freeze() takes them out of it. Files,
-    loggers and threads are closed by then, and atexit handlers still run."""
+    torch, torch._dynamo and Lightning made, 0.9-2.9 s after the last line of an error, a
+    --check or a run on 2 CPU cores (benchmarks/RESULTS.md); gc.freeze() takes them out of it.
+    atexit handlers still run (tensorboardX closes its writers in one), and runyard's own files,
+    loggers and threads are closed by then; an object in a reference cycle is not finalized, so
+    a callback closes its files in `teardown`, not in `__del__`."""
     try:
         run_cli(main, sys.argv[1:])
     finally:

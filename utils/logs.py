@@ -3,6 +3,7 @@ and which library warnings to hide."""
 import csv
 import io
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def metrics_csv_path(run_dir):
     return Path(run_dir) / 'metrics.csv'
 
 
-# metrics.csv files this process wrote last: {path: (columns, last epoch, (inode, size))}
+# metrics.csv files this process wrote last: {path: (columns, last epoch, (inode, size, mtime))}
 _WRITTEN = {}
 
 
@@ -39,12 +40,16 @@ def record_metrics(path, epoch, step, metrics):
         stat = path.stat()
     except FileNotFoundError:
         stat = None
-    if columns and stat and seen == (stat.st_ino, stat.st_size) and epoch > last and \
-            set(row) <= set(columns):
+    if columns and stat and seen == (stat.st_ino, stat.st_size, stat.st_mtime_ns) and \
+            epoch > last and set(row) <= set(columns):
         line = io.StringIO()
         csv.DictWriter(line, columns, restval='').writerow(row)
-        with disk_errors(path), open(path, 'a', newline='') as f:
-            f.write(line.getvalue())
+        try:
+            with disk_errors(path), open(path, 'a', newline='') as f:
+                f.write(line.getvalue())
+        except BaseException:  # a full disk: no part of a line left for the next read
+            os.truncate(path, stat.st_size)
+            raise
     else:
         rows = {}
         if stat:
@@ -62,7 +67,7 @@ def record_metrics(path, epoch, step, metrics):
         replace_atomically(path, write)
         last = max(rows)
     stat = path.stat()
-    _WRITTEN[path] = (columns, max(last, epoch), (stat.st_ino, stat.st_size))
+    _WRITTEN[path] = (columns, max(last, epoch), (stat.st_ino, stat.st_size, stat.st_mtime_ns))
 
 
 def flat_config(cfg, prefix=''):

@@ -15,7 +15,7 @@ def seed_everything(seed):
 def rng_state():
     # NumPy's key as a tensor: the checkpoint stays loadable with torch.load(weights_only=True).
     # Python's 625 words as one too: torch.save's pickler calls back into Python for each
-    # object it writes, and as a tuple of ints they were 0.65 ms of every checkpoint.
+    # object it writes: as a tuple of ints they cost 0.5 ms of torch.save, as a tensor 0.1.
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     version, words, gauss_next = random.getstate()
     return {'python': (version, torch.tensor(words, dtype=torch.int64), gauss_next),
