@@ -147,6 +147,13 @@ def first_step_line(device):
     return f'first step: {process_age():.2f} s after launch'
 
 
+def add_val(sums, logits, y):
+    """Validation's sums, [loss, correct, count], with one batch's: both engines use it."""
+    sums[0] += F.cross_entropy(logits, y, reduction='sum').item()
+    sums[1] += (logits.argmax(1) == y).sum().item()
+    sums[2] += len(y)
+
+
 def epoch_line(epoch, epochs, loss, acc):
     return f'epoch {epoch + 1}/{epochs}  val/loss {loss:.4f}  val/acc {acc:.4f}'
 
@@ -167,14 +174,12 @@ def fit(args, device, model, optimizer, scheduler, train, val, out):
                 writer.add_scalar('train/loss', loss.item(), step)
             step += 1
         model.eval()
-        total, correct, n = 0.0, 0, 0
+        sums = [0.0, 0, 0]
         with torch.no_grad():
             for x, y in val:
                 x, y = x.to(device), y.to(device)
-                logits = model(x)
-                total += F.cross_entropy(logits, y, reduction='sum').item()
-                correct += (logits.argmax(1) == y).sum().item()
-                n += len(y)
+                add_val(sums, model(x), y)
+        total, correct, n = sums
         if scheduler:
             scheduler.step()
         writer.add_scalar('val/loss', total / n, step - 1)
@@ -199,7 +204,7 @@ def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, ou
     class Classifier(pl.LightningModule):
         def __init__(self):
             super().__init__()
-            self.model, self.sums = model, [0.0, 0, 0]
+            self.model, self.sums, self.saves = model, None, 0
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -215,12 +220,9 @@ def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, ou
         def on_validation_epoch_start(self):
             self.sums = [0.0, 0, 0]
 
-        def validation_step(self, batch, batch_idx):  # as the plain loop sums them
+        def validation_step(self, batch, batch_idx):
             x, y = batch
-            logits = self.model(x)
-            self.sums[0] += F.cross_entropy(logits, y, reduction='sum').item()
-            self.sums[1] += (logits.argmax(1) == y).sum().item()
-            self.sums[2] += len(y)
+            add_val(self.sums, self.model(x), y)
 
         def on_validation_epoch_end(self):
             total, correct, n = self.sums
@@ -228,7 +230,8 @@ def fit_with_lightning(args, device, model, optimizer, scheduler, train, val, ou
             print(epoch_line(self.current_epoch, args.epochs, total / n, correct / n), flush=True)
 
         def on_save_checkpoint(self, checkpoint):  # the count: one an epoch (a test reads it)
-            checkpoint['saves'] = self.saves = getattr(self, 'saves', 0) + 1
+            self.saves += 1
+            checkpoint['saves'] = self.saves
 
         def configure_optimizers(self):
             return {'optimizer': optimizer, **({'lr_scheduler': scheduler} if scheduler else {})}

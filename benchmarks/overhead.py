@@ -25,9 +25,10 @@ noise are not in it; start-up is the smaller count's median wall time less its e
 measured, in the same run: `python -c "import torch, torchvision"` (what start-up is measured
 over; and with torchmetrics, and Lightning, the libraries the entrypoints import), each
 process's time to first step (log.txt's line, or handwritten's stdout), its peak memory
-(ru_maxrss), and each entrypoint's time to a config error and its `--check` of the digits. The entrypoints run without progress
-bar, model summary or test pass (the hand-written loop has none). Every run folder is in a
-temporary folder deleted at the end. --tiny shrinks every size, for the test suite.
+(ru_maxrss), and each entrypoint's time to a config error and its `--check` of the digits.
+The entrypoints run without progress bar, model summary or test pass (the hand-written loop has
+none). Every run folder is in a temporary folder deleted at the end. --tiny shrinks every size,
+for the test suite.
 """
 import argparse
 import json
