@@ -338,6 +338,11 @@ def report(results, search, folder, grid_paths, combos, draws):
             f"{best[f'{metric} best']:.4g}; retrain with\n"
             f'#   python train_pl.py --config {folder}/best.yaml --name NAME\n' + text))
     print(f'results: {folder}/results.csv, {folder}/curves.png, best config: {folder}/best.yaml')
+    for result in results:  # what stopped each failed trial, and where its traceback is
+        if result.error:
+            last = [line.strip() for line in str(result.error).splitlines() if line.strip()]
+            print(f'{Path(result.path).name} failed: {last[-1] if last else repr(result.error)} '
+                  f'(traceback: {Path(result.path) / "error.txt"})', file=sys.stderr)
     if rows and all(r['status'] == 'failed' for r in rows):
         raise utils.TrainingStopped(f'every trial failed: see the error in each trial\'s folder '
                                     f'under {folder}/')

@@ -45,6 +45,10 @@ def test_a_sweep_whose_every_trial_fails_exits_non_zero(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith('error: every trial failed')
     assert [r['status'] for r in results(tmp_path / 'bad').values()] == ['failed']
+    # what stopped the trial, in one line, and the traceback Ray kept in its folder
+    said = re.search(r'^(trial-\S+) failed: (.*) \(traceback: (.*)\)$', result.stderr, re.M)
+    assert said and 'lr' in said[2], result.stderr[-2000:]
+    assert Path(said[3]).is_file() and Path(said[3]).parent.name == said[1]
 
 
 @pytest.mark.slow
@@ -63,9 +67,11 @@ def test_random_samples_are_the_same_for_every_grid_value_and_as_the_dry_run_say
 
 @pytest.mark.slow
 def test_a_sweep_ranks_its_trials_stops_the_poor_ones_and_each_trial_is_a_run(tmp_path):
-    folder, out = sweep(tmp_path, 'lr')
+    # a trial whose worker crashes is retried once (from its last.ckpt), as a sweep's default is
+    folder, out = sweep(tmp_path, 'lr', 'search.max_failures=1')
     rows = results(folder)
-    assert len(rows) == 4 and all(r['status'] != 'failed' for r in rows.values())
+    assert len(rows) == 4 and all(r['status'] != 'failed' for r in rows.values()), \
+        [p.read_text()[-2000:] for p in folder.glob('*/error.txt')]
     stopped = [t for t, r in rows.items() if r['status'] == 'stopped early']
     assert all(int(rows[t]['epochs']) < 3 for t in stopped)  # at one of ASHA's rungs
     assert {t for t, r in rows.items() if r[LR] == '1e-06'} <= set(stopped)  # both hopeless
