@@ -7,7 +7,8 @@ there is none, `loggers: []` for none at all).
       - {name: mlflow, args: {tracking_uri: sqlite:///save/mlflow.db}}
       - {name: wandb, args: {offline: true}}
 
-Each name is a Tracker below. train_pl.py gets Lightning's own logger of it (lightning());
+Each name is a Tracker below. train_pl.py gets Lightning's own logger of it (lightning(); the
+csv tracker, whose files runyard writes, is driven through loggers/lightning_logger.py);
 train.py, which does not import Lightning, the same library's own client (open(), then
 log_metrics, log_config, close). Both log the same names at the same steps, and the config,
 flattened, as hyper-parameters. The ids of the tracker runs are kept in <run>/trackers.json,

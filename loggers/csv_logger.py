@@ -8,30 +8,46 @@ import utils
 
 @loggers.register('csv')
 class CSV(loggers.Tracker):
-    """<run>/csv/metrics.csv, a row per logging call (a `step` column and one per metric), and
-    the flattened config in <run>/csv/hparams.yaml: Lightning's CSVLogger's files. (The
-    metrics_csv callback's <run>/metrics.csv has a row per epoch instead.)"""
+    """<run>/csv/metrics.csv, a row per logging call (a `step` column and one per metric; under
+    train_pl.py an `epoch` column too, as Lightning logs it), and the flattened config in
+    <run>/csv/hparams.yaml: Lightning's CSVLogger's files, written by this class in both
+    engines. A --resume continues the file (Lightning's CSVLogger would delete it). A row is
+    appended in one write; a metric first seen late adds a column, empty above, by rewriting
+    the file atomically. (The metrics_csv callback's <run>/metrics.csv has a row per epoch.)"""
 
     def lightning(self, run_dir, run_id):
-        from pytorch_lightning.loggers import CSVLogger
-        return CSVLogger(str(run_dir), name='csv', version='')
+        from .lightning_logger import TrackerLogger
+        return TrackerLogger(self, 'csv', run_dir, run_id)
+
+    def lightning_config(self, logger, cfg, metric_names):
+        logger.experiment.log_config(cfg, metric_names)
 
     def open(self, run_dir, run_id):
         self.folder = run_dir / 'csv'
         self.folder.mkdir(exist_ok=True)
         self.path = self.folder / 'metrics.csv'
+        self.columns = None  # the file's header, read at the first row of this process
 
     def log_metrics(self, metrics, step):
+        row = {**metrics, 'step': step}
+        if self.columns is None:
+            self.columns = []
+            if self.path.is_file():
+                with open(self.path, newline='') as f:
+                    self.columns = next(csv.reader(f), [])
+        if self.columns and set(row) <= set(self.columns):
+            utils.append_whole(self.path, utils.csv_line(self.columns, row))
+            return
         rows = []
         if self.path.is_file():
             with open(self.path, newline='') as f:
-                rows = [row for row in csv.DictReader(f)]
-        rows.append({**metrics, 'step': step})
-        columns = list(dict.fromkeys(k for row in rows for k in row))
+                rows = list(csv.DictReader(f))
+        rows.append(row)
+        self.columns = list(dict.fromkeys([*self.columns, *(k for r in rows for k in r)]))
 
-        def write(tmp):  # a metric first seen late gets a column, empty above
+        def write(tmp):
             with open(tmp, 'w', newline='') as f:
-                writer = csv.DictWriter(f, columns, restval='')
+                writer = csv.DictWriter(f, self.columns, restval='')
                 writer.writeheader()
                 writer.writerows(rows)
         utils.replace_atomically(self.path, write)

@@ -96,6 +96,7 @@ def test_every_tracker_reads_back_the_same_series_and_a_resume_continues_it(
     board = scalars(run, 'val/acc')
     assert len(board) == 3
     assert close(mlflow_series(uri, ids['mlflow'], 'val/acc'), board)
+    assert close(csv_series(run, 'val/acc'), board)  # the file continued, not begun again
     wandb_ids, wandb_series, _ = wandb_run(run)
     assert wandb_ids == {ids['wandb']} and close(wandb_series, board)
 
@@ -160,3 +161,23 @@ def test_images_go_to_tensorboard_wherever_it_is_listed_and_to_png_always(train,
         events = EventAccumulator(str(run))
         events.Reload()
         assert len(events.Images('val/predictions')) == 2
+
+
+def test_the_csv_tracker_appends_each_row_and_a_resumed_process_continues_its_file(tmp_path):
+    import loggers
+
+    def rows():
+        with open(tmp_path / 'csv' / 'metrics.csv', newline='') as f:
+            return list(csv.DictReader(f))
+    tracker = loggers.registry.make({'name': 'csv'})
+    tracker.open(tmp_path, None)
+    tracker.log_metrics({'train/loss': 1.0}, 9)
+    inode = (tmp_path / 'csv' / 'metrics.csv').stat().st_ino
+    tracker.log_metrics({'train/loss': 0.5}, 19)
+    assert (tmp_path / 'csv' / 'metrics.csv').stat().st_ino == inode  # appended, not rewritten
+    tracker.log_metrics({'val/acc': 0.75}, 19)  # a metric first seen now: a column, empty above
+    resumed = loggers.registry.make({'name': 'csv'})
+    resumed.open(tmp_path, None)
+    resumed.log_metrics({'train/loss': 0.25}, 29)
+    assert [(r['step'], r['train/loss'], r['val/acc']) for r in rows()] == \
+        [('9', '1.0', ''), ('19', '0.5', ''), ('19', '', '0.75'), ('29', '0.25', '')]

@@ -41,8 +41,8 @@ from .run import (ROOT, Run, append_log, atomic_link, atomic_save, check_name, c
                   describe, eta_line, find_resume, format_duration, is_rank_zero, launcher, parse_gpus, parser,
                   snapshot_code, start, write_git_state)
 from .environment import differences as environment_differences
-from .logs import (flat_config, hide_upstream_warnings, metrics_csv_path, record_metrics,
-                   tensorboard_writer, write_hparams, write_images, write_texts)
+from .logs import (append_whole, csv_line, flat_config, hide_upstream_warnings, metrics_csv_path,
+                   record_metrics, tensorboard_writer, write_hparams, write_images, write_texts)
 from .speed import cpu_cuda_check, first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)

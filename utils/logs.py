@@ -42,14 +42,7 @@ def record_metrics(path, epoch, step, metrics):
         stat = None
     if columns and stat and seen == (stat.st_ino, stat.st_size, stat.st_mtime_ns) and \
             epoch > last and set(row) <= set(columns):
-        line = io.StringIO()
-        csv.DictWriter(line, columns, restval='').writerow(row)
-        try:
-            with disk_errors(path), open(path, 'a', newline='') as f:
-                f.write(line.getvalue())
-        except BaseException:  # a full disk: no part of a line left for the next read
-            os.truncate(path, stat.st_size)
-            raise
+        append_whole(path, csv_line(columns, row))
     else:
         rows = {}
         if stat:
@@ -68,6 +61,25 @@ def record_metrics(path, epoch, step, metrics):
         last = max(rows)
     stat = path.stat()
     _WRITTEN[path] = (columns, max(last, epoch), (stat.st_ino, stat.st_size, stat.st_mtime_ns))
+
+
+def csv_line(columns, row):
+    """`row` ({column: value}) as one CSV line of those columns, empty where it has none."""
+    line = io.StringIO()
+    csv.DictWriter(line, columns, restval='').writerow(row)
+    return line.getvalue()
+
+
+def append_whole(path, text):
+    """`text` at the end of the file `path`, in one write; a write that fails (a full disk)
+    leaves no part of it for the next read."""
+    size = os.path.getsize(path)
+    try:
+        with disk_errors(path), open(path, 'a', newline='') as f:
+            f.write(text)
+    except BaseException:
+        os.truncate(path, size)
+        raise
 
 
 def flat_config(cfg, prefix=''):
