@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from types import SimpleNamespace
 
 import torch
@@ -435,17 +435,23 @@ def main(argv):
     epochs_done = t.epoch  # a resumed run has done `epoch` of them
     t.signals.install()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
     try:
-        for epoch in range(t.epoch, t.max_epochs):
-            t.epoch = epoch
-            train_epoch(t)
-            epochs_done = t.epoch + 1
-            if end_epoch(t):
-                break
-    finally:
-        t.signals.restore()
-    if t.cfg.get('test', True) and t.task.validates:
-        test(t, epochs_done)
-    utils.wait_for_writes()
+        try:
+            for epoch in range(t.epoch, t.max_epochs):
+                t.epoch = epoch
+                train_epoch(t)
+                epochs_done = t.epoch + 1
+                if end_epoch(t):
+                    break
+        finally:
+            t.signals.restore()
+        if t.cfg.get('test', True) and t.task.validates:
+            test(t, epochs_done)
+        utils.wait_for_writes()
+    except BaseException:  # an error ended the run: its tracker runs say so (MLflow: FAILED)
+        if t.master:  # after a signal's stop: closed already, nothing; the error comes first
+            with suppress(Exception):
+                t.trackers.close(failed=True)
+        raise
     if t.master:
         t.trackers.close()
         run.announce()

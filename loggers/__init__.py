@@ -32,7 +32,8 @@ class Tracker:
     its signature before anything is built) and only keeps them. Then either
       lightning(run_dir, run_id) -> Lightning's logger, for train_pl.py, or
       open(run_dir, run_id)      -> the library's own client, for train.py, and after it
-          log_metrics({name: value}, step), log_config(cfg, metric_names), close().
+          log_metrics({name: value}, step), log_config(cfg, metric_names), close() (or
+          fail(), when an error ended the run).
     `run_id`: the tracker's own id of the run to continue (None: a new one); after open(),
     `self.run_id` is the one to continue on --resume. `package`: the module it needs (an
     optional extra); `external`: it writes outside the run folder (--check leaves it out)."""
@@ -65,6 +66,11 @@ class Tracker:
 
     def close(self):
         pass
+
+    def fail(self):
+        """close(), after an error ended the run: where the tool keeps a run's status, it
+        says failed."""
+        self.close()
 
 
 def from_config(cfg, dry=False):
@@ -157,9 +163,11 @@ class Trackers:
         writer = next((t.writer for t in self.trackers if hasattr(t, 'writer')), None)
         utils.write_texts(texts, writer, self.run_dir, epoch)
 
-    def close(self):
-        for tracker in self.trackers:
-            tracker.close()
+    def close(self, failed=False):
+        """Once: a second call (an error after a signal's stop closed them) does nothing."""
+        trackers, self.trackers = self.trackers, []
+        for tracker in trackers:
+            tracker.fail() if failed else tracker.close()
 
 
 from . import csv_logger, mlflow_logger, tensorboard, wandb_logger  # noqa: E402

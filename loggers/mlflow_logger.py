@@ -50,4 +50,7 @@ class MLflow(loggers.Tracker):
             self.client.log_batch(self.run_id, params=params[i:i + 100])
 
     def close(self):
-        self.client.set_terminated(self.run_id)
+        self.client.set_terminated(self.run_id)  # FINISHED
+
+    def fail(self):
+        self.client.set_terminated(self.run_id, status='FAILED')  # as Lightning's logger does

@@ -46,3 +46,6 @@ class WandB(loggers.Tracker):
 
     def close(self):
         self.run.finish()
+
+    def fail(self):
+        self.run.finish(exit_code=1)  # the W&B run is marked failed

@@ -87,6 +87,7 @@ def test_every_tracker_reads_back_the_same_series_and_a_resume_continues_it(
     # the flattened config, as hyper-parameters
     from mlflow.tracking import MlflowClient
     params = MlflowClient(uri).get_run(ids['mlflow']).data.params
+    assert MlflowClient(uri).get_run(ids['mlflow']).info.status == 'FINISHED'
     assert params['train_wrapper.args.optim_spec.args.lr'] == '0.01'
     assert 'train_wrapper.args.optim_spec.args.lr' in config
     assert yaml.safe_load((run / 'csv' / 'hparams.yaml').read_text())['seed'] == 0
@@ -181,3 +182,17 @@ def test_the_csv_tracker_appends_each_row_and_a_resumed_process_continues_its_fi
     resumed.log_metrics({'train/loss': 0.25}, 29)
     assert [(r['step'], r['train/loss'], r['val/acc']) for r in rows()] == \
         [('9', '1.0', ''), ('19', '0.5', ''), ('19', '', '0.75'), ('29', '0.25', '')]
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_a_run_that_an_error_stops_leaves_its_mlflow_run_failed_not_running(train, tmp_path,
+                                                                             script):
+    from mlflow.tracking import MlflowClient
+    uri = f'sqlite:///{tmp_path}/mlflow.db'
+    with pytest.raises(SystemExit) as stop:  # nan_policy stop: a NaN loss at the 6th step
+        train(*DIGITS, *SHRINK, '+test=false', 'train_wrapper.name=tests.tasks.NaNAt',
+              '+train_wrapper.args.nan_at=6', f'+loggers=[{{name: mlflow, args: '
+              f'{{tracking_uri: "{uri}"}}}}]', script=script)
+    assert stop.value.code == 1
+    run_id = json.loads((tmp_path / 'save' / 'run' / 'trackers.json').read_text())['mlflow']
+    assert MlflowClient(uri).get_run(run_id).info.status == 'FAILED'
