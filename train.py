@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import nullcontext, suppress
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import torch
@@ -448,9 +448,8 @@ def main(argv):
             test(t, epochs_done)
         utils.wait_for_writes()
     except BaseException:  # an error ended the run: its tracker runs say so (MLflow: FAILED)
-        if t.master:  # after a signal's stop: closed already, nothing; the error comes first
-            with suppress(Exception):
-                t.trackers.close(failed=True)
+        if t.master:  # after a signal's stop: closed already, nothing
+            t.trackers.close(failed=True)
         raise
     if t.master:
         t.trackers.close()

@@ -17,6 +17,7 @@ so that --resume continues the same MLflow and W&B runs. mlflow and wandb are op
 """
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import utils
@@ -164,10 +165,16 @@ class Trackers:
         utils.write_texts(texts, writer, self.run_dir, epoch)
 
     def close(self, failed=False):
-        """Once: a second call (an error after a signal's stop closed them) does nothing."""
+        """Once: a second call (an error after a signal's stop closed them) does nothing. One
+        tracker that cannot close (its server gone) is a warning; the others still close."""
         trackers, self.trackers = self.trackers, []
         for tracker in trackers:
-            tracker.fail() if failed else tracker.close()
+            try:
+                tracker.fail() if failed else tracker.close()
+            except Exception as e:
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                print(f'warning: logger {type(tracker).__name__} did not close: {reason}',
+                      file=sys.stderr)
 
 
 from . import csv_logger, mlflow_logger, tensorboard, wandb_logger  # noqa: E402

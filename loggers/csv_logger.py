@@ -11,7 +11,8 @@ class CSV(loggers.Tracker):
     """<run>/csv/metrics.csv, a row per logging call (a `step` column and one per metric; under
     train_pl.py an `epoch` column too, as Lightning logs it), and the flattened config in
     <run>/csv/hparams.yaml: Lightning's CSVLogger's files, written by this class in both
-    engines. A --resume continues the file (Lightning's CSVLogger would delete it). A row is
+    engines. A --resume continues the file (Lightning's CSVLogger would delete it); after a
+    kill, the steps logged since the last checkpoint appear again, as in MLflow. A row is
     appended in one write; a metric first seen late adds a column, empty above, by rewriting
     the file atomically. (The metrics_csv callback's <run>/metrics.csv has a row per epoch.)"""
 
@@ -21,6 +22,9 @@ class CSV(loggers.Tracker):
 
     def lightning_config(self, logger, cfg, metric_names):
         logger.experiment.log_config(cfg, metric_names)
+
+    def lightning_close(self, logger):
+        logger.close()
 
     def open(self, run_dir, run_id):
         self.folder = run_dir / 'csv'
@@ -35,7 +39,7 @@ class CSV(loggers.Tracker):
             if self.path.is_file():
                 with open(self.path, newline='') as f:
                     self.columns = next(csv.reader(f), [])
-        if self.columns and set(row) <= set(self.columns):
+        if self.columns and set(row) <= set(self.columns) and self.path.is_file():
             utils.append_whole(self.path, utils.csv_line(self.columns, row))
             return
         rows = []

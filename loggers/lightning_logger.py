@@ -3,18 +3,22 @@
 --resume continues them."""
 from pathlib import Path
 
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
 
 class TrackerLogger(Logger):
-    """Lightning calls it on every rank; rank 0 writes. The tracker is opened at its first use:
-    Lightning's loggers are made before the run folder exists."""
+    """Lightning calls it on every rank; rank 0 writes (`experiment` is a dummy elsewhere, as in
+    Lightning's own loggers). The tracker is opened at its first use: Lightning's loggers are
+    made before the run folder exists. Closed by close() at the end of the run (the tracker's
+    lightning_close), or by finalize('failed') when an error ends it: Lightning finalizes
+    after fit and again after test."""
 
     def __init__(self, tracker, name, run_dir, run_id):
         super().__init__()
         self.tracker, self._name, self.run_dir, self.run_id = tracker, name, Path(run_dir), run_id
-        self.opened = False
+        self.state = 'new'  # then 'open', then 'closed'
 
     @property
     def name(self):
@@ -29,11 +33,11 @@ class TrackerLogger(Logger):
         return str(self.run_dir)
 
     @property
-    @rank_zero_only
+    @rank_zero_experiment
     def experiment(self):
-        if not self.opened:
+        if self.state == 'new':
             self.tracker.open(self.run_dir, self.run_id)
-            self.opened = True
+            self.state = 'open'
         return self.tracker
 
     @rank_zero_only
@@ -47,5 +51,12 @@ class TrackerLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status):
-        if self.opened:
+        if status == 'failed' and self.state == 'open':
+            self.state = 'closed'
+            self.tracker.fail()
+
+    @rank_zero_only
+    def close(self):
+        if self.state == 'open':
+            self.state = 'closed'
             self.tracker.close()

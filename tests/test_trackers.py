@@ -196,3 +196,26 @@ def test_a_run_that_an_error_stops_leaves_its_mlflow_run_failed_not_running(trai
     assert stop.value.code == 1
     run_id = json.loads((tmp_path / 'save' / 'run' / 'trackers.json').read_text())['mlflow']
     assert MlflowClient(uri).get_run(run_id).info.status == 'FAILED'
+
+
+def test_a_tracker_that_cannot_close_is_a_warning_and_the_others_still_close(tmp_path, capsys):
+    import loggers
+    closed = []
+
+    class Gone(loggers.Tracker):
+        def open(self, run_dir, run_id):
+            pass
+
+        def fail(self):
+            raise ConnectionError('the tracking server does not answer\nmore detail')
+
+    class Kept(Gone):
+        def fail(self):
+            closed.append('failed')
+
+    trackers = loggers.Trackers([('gone', Gone()), ('kept', Kept())], tmp_path, False)
+    trackers.close(failed=True)
+    trackers.close(failed=True)  # a second close, as after a signal's stop: nothing
+    assert closed == ['failed']
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'warning: logger Gone did not close: the tracking server does not answer']
