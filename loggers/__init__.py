@@ -166,15 +166,18 @@ class Trackers:
 
     def close(self, failed=False):
         """Once: a second call (an error after a signal's stop closed them) does nothing. One
-        tracker that cannot close (its server gone) is a warning; the others still close."""
+        tracker that cannot close (its server gone) does not keep the others open: a warning
+        after a run, nothing after an error (`failed`), which has its own line (a full disk
+        stops both the run and TensorBoard's last write)."""
         trackers, self.trackers = self.trackers, []
         for tracker in trackers:
             try:
                 tracker.fail() if failed else tracker.close()
             except Exception as e:
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                print(f'warning: logger {type(tracker).__name__} did not close: {reason}',
-                      file=sys.stderr)
+                if not failed:
+                    print(f'warning: logger {type(tracker).__name__} did not close: {reason}',
+                          file=sys.stderr)
 
 
 from . import csv_logger, mlflow_logger, tensorboard, wandb_logger  # noqa: E402
