@@ -319,7 +319,7 @@ def resume(t):
             t.stopper.load_state_dict(state['early_stopping'])
         rng = state['rng'][t.rank]
     except Exception as e:  # a foreign, truncated or other model's file
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        reason = utils.first_line(e)
         raise utils.ConfigError(f'--resume {t.run.ckpt}: not a train.py checkpoint of this '
                                 f'config ({type(e).__name__}: {reason})') from None
     t.epoch, t.step, t.batches_done = state['epoch'], state['global_step'], state['batches_done']

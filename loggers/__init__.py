@@ -174,7 +174,7 @@ class Trackers:
             try:
                 tracker.fail() if failed else tracker.close()
             except Exception as e:
-                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                reason = utils.first_line(e)
                 if not failed:
                     print(f'warning: logger {type(tracker).__name__} did not close: {reason}',
                           file=sys.stderr)

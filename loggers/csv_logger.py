@@ -30,15 +30,13 @@ class CSV(loggers.Tracker):
         self.folder = run_dir / 'csv'
         self.folder.mkdir(exist_ok=True)
         self.path = self.folder / 'metrics.csv'
-        self.columns = None  # the file's header, read at the first row of this process
+        self.columns = []  # the file's header: a resumed run's rows go on under it
+        if self.path.is_file():
+            with open(self.path, newline='') as f:
+                self.columns = next(csv.reader(f), [])
 
     def log_metrics(self, metrics, step):
         row = {**metrics, 'step': step}
-        if self.columns is None:
-            self.columns = []
-            if self.path.is_file():
-                with open(self.path, newline='') as f:
-                    self.columns = next(csv.reader(f), [])
         if self.columns and set(row) <= set(self.columns) and self.path.is_file():
             utils.append_whole(self.path, utils.csv_line(self.columns, row))
             return

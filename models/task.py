@@ -303,7 +303,7 @@ def check_fits(task, data, device='cpu'):
         except utils.ConfigError:
             raise
         except Exception as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reason = utils.first_line(e)
             raise utils.ConfigError(f'does not fit the data: {reason[:120]} (a train batch of '
                                     f'{len(samples)} is {utils.describe(batch)})',
                                     key=_model_key(task)) from None

@@ -32,7 +32,7 @@ from .config import (Provenance, apply_overrides, check_config, interpolate, loa
                      resolve_run_values, uses_run_values,
                      load_yaml, parse_yaml)
 from .errors import (ConfigError, ConfigErrors, Mistakes, TrainingStopped, at_key, close_matches,
-                     each, listing, run_cli, run_entrypoint, short)
+                     each, first_line, listing, run_cli, run_entrypoint, short)
 from .registry import Registry, accepted_args, check_args, import_path
 from .types import check_trainer_params
 from .seed import all_rng_states, rng_state, seed_everything, set_rng_state

@@ -97,6 +97,11 @@ def short(value, width=80):
     return text if len(text) <= width else text[:width - 3] + '...'
 
 
+def first_line(error):
+    """An exception's message as one line: its first, or its type's name when it has none."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def close_matches(word, choices):
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
     return f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ''
