@@ -259,8 +259,7 @@ def stop(t, signum):
         message = utils.stopped_message(signum, t.epoch + 1, t.step, 'train.py', t.run.dir)
         print(message, file=sys.stderr)
         t.run.log(message)
-    if t.ddp:
-        dist.destroy_process_group()
+    utils.leave_group()
     sys.exit(128 + signum)
 
 
@@ -454,8 +453,7 @@ def main(argv):
     if t.master:
         t.trackers.close()
         run.announce()
-    if t.ddp:
-        dist.destroy_process_group()
+    utils.leave_group()
 
 
 if __name__ == '__main__':

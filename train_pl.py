@@ -208,6 +208,7 @@ def main(argv, extra_callbacks=()):
         if trainer.is_global_zero:
             print(message, file=sys.stderr)
             run.log(message)
+        utils.leave_group()
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:
         utils.wait_for_writes()  # on rank 0 (utils/writer.py), then every rank may read them
@@ -223,6 +224,7 @@ def main(argv, extra_callbacks=()):
     if trainer.is_global_zero:
         loggers.close_lightning(loggers.from_config(cfg), trainer.loggers)
         run.announce()
+    utils.leave_group()
 
 
 if __name__ == '__main__':

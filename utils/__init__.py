@@ -47,7 +47,7 @@ from .speed import cpu_cuda_check, first_step_line, process_age, set_tf32, speed
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
 from .guards import NAN_POLICIES, LossChecks, StopSignals, agreed, check_nan_policy, \
-    loss_is_usable, stopped_message
+    leave_group, loss_is_usable, stopped_message
 from .checkpoints import CheckpointPolicy
 from .writer import wait as wait_for_writes
 from .deferred import defer_imports

@@ -37,6 +37,17 @@ def agreed(value, device):
     return flag.item()
 
 
+def leave_group():
+    """Under DDP: once every rank is here, leave the process group; the last thing a rank does
+    before it exits. gloo lets go of a finished collective's tensors on its own worker thread,
+    which takes the GIL to do it: a rank that went on to the interpreter's exit at once (every
+    rank but 0, after the last all-gather) could abort there ("terminate called without an
+    active exception"). In the barrier this thread waits without the GIL, so they finish first."""
+    if distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def join_launcher(gpus):
     """Under torchrun or srun, join the process group now, before anything that can fail on
     one rank only (a run folder missing on one node), so that every rank hears of it (see
