@@ -184,7 +184,7 @@ def train_step(t, batch, i):
             return False
         if first_micro:
             optimizer.zero_grad(set_to_none=True)
-        t.scaler.scale(loss / t.accumulate).backward()
+        t.scaler.scale(loss / t.accumulate if t.accumulate > 1 else loss).backward()
         t.losses[name] = loss.detach()
         if last_micro:
             step_optimizer(t, optimizer)

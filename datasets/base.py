@@ -163,14 +163,17 @@ class EpochSampler(Sampler):
         self.epoch = epoch
 
     def indices(self):
+        """This rank's order of the epoch, as a tensor (the memory loader indexes with it)."""
         order = torch.randperm(self.n, generator=torch.Generator().manual_seed(
-            self.seed + self.epoch)).tolist()
-        order += order[:(-len(order)) % self.world_size]  # pad to a multiple of world_size
+            self.seed + self.epoch))
+        pad = (-self.n) % self.world_size  # to a multiple of world_size, with the first ones
+        if pad:
+            order = torch.cat([order, order[:pad]])
         return order[self.rank::self.world_size]
 
     def __iter__(self):
         indices, self.start = self.indices()[self.start:], 0
-        return iter(indices)
+        return iter(indices.tolist())
 
     def __len__(self):
         return -(-self.n // self.world_size)
@@ -225,9 +228,9 @@ class MemoryLoader(Resumable):
             self.sampler.start = 0
             draws = self.draws(self.sampler.epoch)
         else:
-            start, order, draws = 0, list(self.indices), None
+            start, order, draws = 0, torch.tensor(list(self.indices), dtype=torch.long), None
         self.served = start // self.batch_size
-        order = torch.tensor(order, dtype=torch.long, device=self.x.device)
+        order = order.to(self.x.device)
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
         for i in range(0, stop, self.batch_size):
             index = order[i:i + self.batch_size]
