@@ -10,6 +10,7 @@ ckpt/last.ckpt, TensorBoard events, log.txt. The run's guards are the plain modu
 """
 import difflib
 import importlib.metadata
+import itertools
 import os
 import signal
 import subprocess
@@ -24,10 +25,10 @@ import loggers
 import models
 import utils
 from models.build import build_run
-from models.optim import limit_batches, step_schedulers
+from models.optim import limit_batches, max_epochs, step_schedulers
 from models.task import to_device, training_losses
 
-HONORED = {'max_epochs', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
+HONORED = {'max_epochs', 'max_steps', 'precision', 'gradient_clip_val', 'gradient_clip_algorithm',
            'accumulate_grad_batches', 'check_val_every_n_epoch', 'log_every_n_steps',
            'limit_train_batches', 'limit_val_batches', 'limit_test_batches', 'deterministic',
            'benchmark',  # cudnn.benchmark
@@ -132,7 +133,8 @@ def build(run, device, rank, world_size):
         autocast=torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext(),
         # Loss scaling only where fp16 gradients can underflow; a no-op otherwise.
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
-        max_epochs=params.get('max_epochs', 1000),  # Lightning's default
+        max_epochs=max_epochs(params),  # -1: no limit
+        max_steps=params.get('max_steps', -1),  # optimizer steps; -1: no limit
         accumulate=params.get('accumulate_grad_batches', 1),
         n_train=limit_batches(len(loaders['train']), params.get('limit_train_batches')),
         epoch=0, step=0, batches_done=0, losses={}, signals=utils.StopSignals(), grad_flags={},
@@ -213,7 +215,9 @@ def step_optimizer(t, optimizer):
 
 def train_epoch(t):
     """The epoch `t.epoch` from batch `t.batches_done`; saves last.ckpt within it when due,
-    and saves and exits on a stop signal."""
+    and saves and exits on a stop signal. Returns False when max_steps ended it early (as in
+    Lightning, the epoch ends there: its end runs, without validation; a resume goes on with
+    the next one)."""
     loader, log_every = t.loaders['train'], t.params.get('log_every_n_steps', 50)
     loader.sampler.set_epoch(t.epoch)  # a new order each epoch, the same on all ranks
     t.task.train()
@@ -237,7 +241,15 @@ def train_epoch(t):
             t.policy.save_last(lambda path: save_state(t, path), t.master)
         if signum:
             stop(t, signum)
+        if steps_done(t):
+            t.batches_done = None
+            return i + 1 == t.n_train
     t.batches_done = None  # the epoch is whole
+    return True
+
+
+def steps_done(t):
+    return t.max_steps not in (None, -1) and t.step >= t.max_steps
 
 
 def mean_losses(t):
@@ -332,11 +344,12 @@ def resume(t):
     t.loaders['train'].skip(t.epoch, t.batches_done)  # the rest of the epoch, in the same order
 
 
-def end_epoch(t):
+def end_epoch(t, validate=True):
     """After the epoch's batches: validation, epoch schedulers, images, early stopping, the
     checkpoints and the ETA line. Returns True when early stopping ends the run."""
     metrics = {f'train/{name}': loss for name, loss in mean_losses(t).items()}
-    if t.task.validates and (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
+    if validate and t.task.validates and \
+            (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
         metrics.update(evaluate(t, 'val'))
         if t.master:
             t.trackers.log_metrics({k: v for k, v in metrics.items()
@@ -349,7 +362,7 @@ def end_epoch(t):
     stopping = t.stopper is not None and t.stopper.should_stop(metrics)
     t.policy.end_of_epoch(t.epoch, t.step, metrics, lambda path: save_state(t, path), t.master)
     if t.master:
-        print(t.progress.epoch_line(t.epoch + 1, metrics), flush=True)
+        print(t.progress.epoch_line(t.epoch + 1, metrics, t.step), flush=True)
         if t.write_csv:
             utils.record_metrics(utils.metrics_csv_path(t.run.dir), t.epoch + 1, t.step, metrics)
         if stopping:
@@ -430,17 +443,24 @@ def main(argv):
         t.trackers = loggers.Trackers(t.trackers, run.dir, run.resuming)
         if not run.resuming:
             t.trackers.log_config(t.cfg, t.task.summary_metrics())
-    t.progress = utils.Progress(t.max_epochs, t.epoch, run.log if t.master else None)
+    t.progress = utils.Progress(t.max_epochs, t.epoch, run.log if t.master else None,
+                                t.max_steps, t.step)
     epochs_done = t.epoch  # a resumed run has done `epoch` of them
     t.signals.install()  # SIGTERM, SIGUSR1, SIGINT: save at the next step, then exit
     try:
         try:
-            for epoch in range(t.epoch, t.max_epochs):
+            epochs = itertools.count(t.epoch) if t.max_epochs == -1 else \
+                range(t.epoch, t.max_epochs)
+            for epoch in (() if steps_done(t) else epochs):
                 t.epoch = epoch
-                train_epoch(t)
+                whole = train_epoch(t)
                 epochs_done = t.epoch + 1
-                if end_epoch(t):
+                if end_epoch(t, validate=whole) or steps_done(t):
                     break
+            if steps_done(t) and t.master:
+                line = f'stopped: max_steps={t.max_steps} reached at epoch {t.epoch + 1}'
+                print(line, flush=True)
+                run.log(line)
         finally:
             t.signals.restore()
         if t.cfg.get('test', True) and t.task.validates:

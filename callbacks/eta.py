@@ -16,7 +16,8 @@ class ETALogger(pl.Callback):
         log = None
         if self.run_dir and trainer.is_global_zero:
             log = lambda line: utils.append_log(self.run_dir, line)  # noqa: E731
-        self.progress = utils.Progress(trainer.max_epochs, trainer.current_epoch, log)
+        self.progress = utils.Progress(trainer.max_epochs, trainer.current_epoch, log,
+                                       trainer.max_steps, trainer.global_step)
         self.start_step = trainer.global_step
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -30,7 +31,8 @@ class ETALogger(pl.Callback):
         # Lightning runs the epoch's validation before this hook, so val/* are current.
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
-        line = self.progress.epoch_line(trainer.current_epoch + 1, callbacks.logged(trainer))
+        line = self.progress.epoch_line(trainer.current_epoch + 1, callbacks.logged(trainer),
+                                        trainer.global_step)
         bar = trainer.progress_bar_callback
         if bar is not None:
             bar.print(line)  # through the bar, which keeps it intact

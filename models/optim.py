@@ -247,11 +247,20 @@ def run_lengths(train_batches, params):
     `${run.steps_per_epoch}` and `${run.total_steps}` stand for in a config."""
     train_batches = limit_batches(train_batches, params.get('limit_train_batches'))
     per_epoch = -(-train_batches // params.get('accumulate_grad_batches', 1))
-    epochs, max_steps = params.get('max_epochs', 1000), params.get('max_steps', -1)
+    epochs, max_steps = max_epochs(params), params.get('max_steps', -1)
     total = per_epoch * epochs if epochs != -1 else None
     if max_steps not in (None, -1):
         total = max_steps if total is None else min(total, max_steps)
     return {'steps_per_epoch': per_epoch, 'total_steps': total}
+
+
+def max_epochs(params):
+    """trainer_params' max_epochs as Lightning reads it (-1: no limit). Unset or None, it is
+    1000, or no limit when max_steps is set: the steps end the run."""
+    epochs = params.get('max_epochs')
+    if epochs is None:
+        return 1000 if params.get('max_steps', -1) in (None, -1) else -1
+    return epochs
 
 
 def with_run_lengths(cfg, data, world_size):

@@ -6,6 +6,7 @@ import torch
 
 from conftest import SHRINK, run_command, tree
 import models
+import utils
 from models.lightning import TaskModule
 from test_train_pl import DIGITS, epochs_logged, scalars
 
@@ -54,6 +55,37 @@ def test_resume_ends_where_an_uninterrupted_run_ends(train):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     steps = [s for s, _ in scalars(part, 'val/acc')]
     assert steps == sorted(set(steps)) and len(steps) == 4
+
+
+@pytest.mark.parametrize('script', ['train.py', 'train_pl.py'])
+def test_max_steps_ends_the_run_alike_in_both_engines(train, script):
+    # 4 batches an epoch: max_steps 6 ends epoch 2 after two of them, its end run without
+    # validation (Lightning's meaning), where a one-cycle schedule over the run's steps ends
+    # too: one step more would be OneCycleLR's error
+    onecycle = ('train_wrapper.args.sched_spec={name: OneCycleLR, args: {max_lr: 0.01, '
+                'total_steps: "${run.total_steps}"}, interval: step}')
+    run = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=5', '+trainer_params.max_steps=6',
+                onecycle, '+test=false', name='onecycle', script=script)
+    assert torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 6
+    assert epochs_logged((run / 'log.txt').read_text()) == [1, 2]
+    assert [s for s, _ in scalars(run, 'val/acc')] == [3]  # epoch 1's only
+    assert 'ETA ?' not in (run / 'log.txt').read_text()  # from the steps left
+    # a resume without the limit goes on with the next epoch, to max_epochs
+    part = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+trainer_params.max_steps=6',
+                 '+test=false', name='part', script=script)
+    train('--resume', str(part), 'trainer_params.max_steps=-1', script=script)
+    assert torch.load(part / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 10
+    assert epochs_logged((part / 'log.txt').read_text()) == [1, 2, 3]
+    assert [s for s, _ in scalars(part, 'val/acc')] == [3, 9]
+
+
+def test_the_eta_is_the_sooner_end_of_the_epochs_and_the_steps():
+    line = lambda *steps: utils.eta_line(2, 10, {}, 20.0, 2, *steps)  # noqa: E731
+    assert line().endswith('ETA 1m20s')  # 8 epochs more at 10 s each
+    assert line(40, 20).endswith('ETA 10s')  # 20 steps more at 0.5 s each
+    assert line(40, 400).endswith('ETA 1m20s')
+    assert utils.eta_line(2, -1, {}, 20.0, 2).endswith('ETA ?')  # no end at all
+    assert utils.eta_line(2, -1, {}, 20.0, 2, 40, 20).endswith('ETA 10s')
 
 
 @pytest.mark.parametrize('precision', ['bf16-mixed', '16-mixed'])

@@ -8,10 +8,12 @@ from .speed import first_step_line, process_age
 
 
 class Progress:
-    """`log(line)` appends to log.txt (None under --check: nothing is written)."""
+    """`log(line)` appends to log.txt (None under --check: nothing is written); `max_steps`
+    (-1: none) and `first_step` (the optimizer steps done before this process) for the ETA."""
 
-    def __init__(self, max_epochs, first_epoch, log=None):
+    def __init__(self, max_epochs, first_epoch, log=None, max_steps=-1, first_step=0):
         self.max_epochs, self.first_epoch, self.log = max_epochs, first_epoch, log
+        self.max_steps, self.first_step = max_steps, first_step
         self.start = time.time()
         self.step_started, self.step_timed = None, False
 
@@ -30,10 +32,12 @@ class Progress:
         if self.log:
             self.log(first_step_line(process_age(), time.perf_counter() - self.step_started))
 
-    def epoch_line(self, epoch, metrics):
-        """The line of epoch `epoch` (from 1), logged; the caller prints it."""
+    def epoch_line(self, epoch, metrics, step=0):
+        """The line of epoch `epoch` (from 1) ending at optimizer step `step`, logged; the caller
+        prints it."""
+        steps_left = None if self.max_steps in (None, -1) else max(self.max_steps - step, 0)
         line = eta_line(epoch, self.max_epochs, metrics, time.time() - self.start,
-                        epoch - self.first_epoch)
+                        epoch - self.first_epoch, step - self.first_step, steps_left)
         if self.log:
             self.log(line)
         return line

@@ -523,14 +523,18 @@ def format_duration(seconds):
     return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s' if m else f'{s}s'
 
 
-def eta_line(epoch, max_epochs, metrics, elapsed, epochs_done):
-    """One progress line per epoch: `epoch 3/20  train/loss 0.41  val/acc 0.93  ...  ETA 12s`."""
+def eta_line(epoch, max_epochs, metrics, elapsed, epochs_done, steps_done=0, steps_left=None):
+    """One progress line per epoch: `epoch 3/20  train/loss 0.41  val/acc 0.93  ...  ETA 12s`.
+    The ETA is the sooner end of the epochs' (max_epochs) and the steps' (max_steps: the
+    `steps_left`, at the pace of the `steps_done` in this process)."""
     shown = '  '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items()))
+    ends = []
     if max_epochs and max_epochs > 0:
-        eta = format_duration(elapsed / max(epochs_done, 1) * (max_epochs - epoch))
-        total = max_epochs
-    else:
-        eta, total = '?', '?'
+        ends.append(elapsed / max(epochs_done, 1) * (max_epochs - epoch))
+    if steps_left is not None and steps_done > 0:
+        ends.append(elapsed / steps_done * steps_left)
+    total = max_epochs if max_epochs and max_epochs > 0 else '?'
+    eta = format_duration(min(ends)) if ends else '?'
     return f'epoch {epoch}/{total}  {shown}  elapsed {format_duration(elapsed)}  ETA {eta}'
 
 
