@@ -215,9 +215,8 @@ def step_optimizer(t, optimizer):
 
 def train_epoch(t):
     """The epoch `t.epoch` from batch `t.batches_done`; saves last.ckpt within it when due,
-    and saves and exits on a stop signal. Returns False when max_steps ended it early (as in
-    Lightning, the epoch ends there: its end runs, without validation; a resume goes on with
-    the next one)."""
+    and saves and exits on a stop signal. Returns False when max_steps ends the run within it:
+    `t.batches_done` is where, and a resume with a higher limit goes on from there."""
     loader, log_every = t.loaders['train'], t.params.get('log_every_n_steps', 50)
     loader.sampler.set_epoch(t.epoch)  # a new order each epoch, the same on all ranks
     t.task.train()
@@ -241,9 +240,11 @@ def train_epoch(t):
             t.policy.save_last(lambda path: save_state(t, path), t.master)
         if signum:
             stop(t, signum)
+        if steps_done(t) and i + 1 < t.n_train:
+            t.batches_done = i + 1
+            return False
         if steps_done(t):
-            t.batches_done = None
-            return i + 1 == t.n_train
+            break
     t.batches_done = None  # the epoch is whole
     return True
 
@@ -344,12 +345,11 @@ def resume(t):
     t.loaders['train'].skip(t.epoch, t.batches_done)  # the rest of the epoch, in the same order
 
 
-def end_epoch(t, validate=True):
+def end_epoch(t):
     """After the epoch's batches: validation, epoch schedulers, images, early stopping, the
     checkpoints and the ETA line. Returns True when early stopping ends the run."""
     metrics = {f'train/{name}': loss for name, loss in mean_losses(t).items()}
-    if validate and t.task.validates and \
-            (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
+    if t.task.validates and (t.epoch + 1) % t.params.get('check_val_every_n_epoch', 1) == 0:
         metrics.update(evaluate(t, 'val'))
         if t.master:
             t.trackers.log_metrics({k: v for k, v in metrics.items()
@@ -453,12 +453,15 @@ def main(argv):
                 range(t.epoch, t.max_epochs)
             for epoch in (() if steps_done(t) else epochs):
                 t.epoch = epoch
-                whole = train_epoch(t)
+                if not train_epoch(t):  # max_steps within the epoch: saved where it is
+                    t.policy.save_last(lambda path: save_state(t, path), t.master)
+                    break
                 epochs_done = t.epoch + 1
-                if end_epoch(t, validate=whole) or steps_done(t):
+                if end_epoch(t) or steps_done(t):
                     break
             if steps_done(t) and t.master:
-                line = f'stopped: max_steps={t.max_steps} reached at epoch {t.epoch + 1}'
+                line = f'stopped: max_steps={t.max_steps} reached at epoch {t.epoch + 1}, ' + \
+                    (f'batch {t.batches_done}' if t.batches_done else 'its end')
                 print(line, flush=True)
                 run.log(line)
         finally:

@@ -294,8 +294,8 @@ def resume_notes(saved_cfg, cfg, epochs_done, schedules):
     """What a resume says about itself, in one line each: the run was finished already, or
     its lr schedules keep the length they started with though max_epochs changed."""
     notes = []
-    was = (saved_cfg.get('trainer_params') or {}).get('max_epochs', 1000)
-    now = (cfg.get('trainer_params') or {}).get('max_epochs', 1000)
+    was = max_epochs(saved_cfg.get('trainer_params') or {})
+    now = max_epochs(cfg.get('trainer_params') or {})
     if now != -1 and epochs_done >= now:
         notes.append(f'note: the run has done {epochs_done} epochs of trainer_params.max_epochs '
                      f'{now} already: nothing to train; raise it to train on')

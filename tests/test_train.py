@@ -58,25 +58,33 @@ def test_resume_ends_where_an_uninterrupted_run_ends(train):
 
 
 @pytest.mark.parametrize('script', ['train.py', 'train_pl.py'])
-def test_max_steps_ends_the_run_alike_in_both_engines(train, script):
-    # 4 batches an epoch: max_steps 6 ends epoch 2 after two of them, its end run without
-    # validation (Lightning's meaning), where a one-cycle schedule over the run's steps ends
-    # too: one step more would be OneCycleLR's error
+def test_max_steps_ends_the_run_there_in_both_engines(train, script):
+    # 4 batches an epoch: max_steps 6 ends the run within epoch 2, where a one-cycle schedule
+    # over the run's steps ends too (one step more would be OneCycleLR's error)
     onecycle = ('train_wrapper.args.sched_spec={name: OneCycleLR, args: {max_lr: 0.01, '
                 'total_steps: "${run.total_steps}"}, interval: step}')
     run = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=5', '+trainer_params.max_steps=6',
-                onecycle, '+test=false', name='onecycle', script=script)
+                onecycle, name='onecycle', script=script)
     assert torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 6
-    assert epochs_logged((run / 'log.txt').read_text()) == [1, 2]
-    assert [s for s, _ in scalars(run, 'val/acc')] == [3]  # epoch 1's only
+    assert [s for s, _ in scalars(run, 'val/acc')] == [3]  # epoch 1's: none within epoch 2
+    assert scalars(run, 'test/acc')  # and the test split after it
     assert 'ETA ?' not in (run / 'log.txt').read_text()  # from the steps left
-    # a resume without the limit goes on with the next epoch, to max_epochs
+
+
+def test_train_py_resumed_past_max_steps_ends_where_a_run_without_it_ends(train):
+    # the run stopped by max_steps within epoch 2 goes on from that batch, bit for bit
+    whole = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+test=false', name='whole',
+                  script='train.py')
     part = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+trainer_params.max_steps=6',
-                 '+test=false', name='part', script=script)
-    train('--resume', str(part), 'trainer_params.max_steps=-1', script=script)
-    assert torch.load(part / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 10
+                 '+test=false', name='part', script='train.py')
+    log = (part / 'log.txt').read_text()
+    assert 'stopped: max_steps=6 reached at epoch 2, batch 2' in log
+    assert epochs_logged(log) == [1]
+    train('--resume', str(part), 'trainer_params.max_steps=-1', script='train.py')
     assert epochs_logged((part / 'log.txt').read_text()) == [1, 2, 3]
-    assert [s for s, _ in scalars(part, 'val/acc')] == [3, 9]
+    a, b = weights(whole / 'ckpt' / 'last.ckpt'), weights(part / 'ckpt' / 'last.ckpt')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [s for s, _ in scalars(part, 'val/acc')] == [s for s, _ in scalars(whole, 'val/acc')]
 
 
 def test_the_eta_is_the_sooner_end_of_the_epochs_and_the_steps():
