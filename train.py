@@ -460,10 +460,7 @@ def main(argv):
                 if end_epoch(t) or steps_done(t):
                     break
             if steps_done(t) and t.master:
-                line = f'stopped: max_steps={t.max_steps} reached at epoch {t.epoch + 1}, ' + \
-                    (f'batch {t.batches_done}' if t.batches_done else 'its end')
-                print(line, flush=True)
-                run.log(line)
+                print(t.progress.max_steps_line(t.epoch + 1, t.batches_done), flush=True)
         finally:
             t.signals.restore()
         if t.cfg.get('test', True) and t.task.validates:

@@ -25,11 +25,12 @@ class Checkpoints(pl.Callback):
         # only after an optimizer step: mid-accumulation, the gradients are not in the state
         stepped = trainer.global_step != self.step
         last_batch = batch_idx + 1 >= trainer.num_training_batches
-        if stepped and self.policy.due_within_epoch(trainer.global_step) and not last_batch:
+        due = self.policy.due_within_epoch(trainer.global_step) or callbacks.steps_reached(trainer)
+        if stepped and due and not last_batch:
             self.policy.save_last(self.write(trainer), trainer.is_global_zero)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if not trainer.sanity_checking:
+        if not trainer.sanity_checking and not callbacks.cut_by_max_steps(trainer):
             self.policy.end_of_epoch(trainer.current_epoch, trainer.global_step,
                                      callbacks.logged(trainer), self.write(trainer),
                                      trainer.is_global_zero)

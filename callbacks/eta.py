@@ -31,8 +31,12 @@ class ETALogger(pl.Callback):
         # Lightning runs the epoch's validation before this hook, so val/* are current.
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
-        line = self.progress.epoch_line(trainer.current_epoch + 1, callbacks.logged(trainer),
-                                        trainer.global_step)
+        if callbacks.cut_by_max_steps(trainer):
+            line = self.progress.max_steps_line(trainer.current_epoch + 1,
+                                                trainer.fit_loop.epoch_loop.batch_idx + 1)
+        else:
+            line = self.progress.epoch_line(trainer.current_epoch + 1, callbacks.logged(trainer),
+                                            trainer.global_step)
         bar = trainer.progress_bar_callback
         if bar is not None:
             bar.print(line)  # through the bar, which keeps it intact

@@ -18,7 +18,8 @@ class MetricsCSV(pl.Callback):
             utils.record_metrics(self.path, epoch, trainer.global_step, callbacks.logged(trainer))
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self.record(trainer, trainer.current_epoch + 1)
+        if not callbacks.cut_by_max_steps(trainer):
+            self.record(trainer, trainer.current_epoch + 1)
 
     def on_test_end(self, trainer, pl_module):
         self.record(trainer, trainer.current_epoch)  # after fit: the number of epochs done

@@ -71,16 +71,18 @@ def test_max_steps_ends_the_run_there_in_both_engines(train, script):
     assert 'ETA ?' not in (run / 'log.txt').read_text()  # from the steps left
 
 
-def test_train_py_resumed_past_max_steps_ends_where_a_run_without_it_ends(train):
+@pytest.mark.parametrize('script', ['train.py', 'train_pl.py'])
+def test_resumed_past_max_steps_a_run_ends_where_a_run_without_it_ends(train, script):
     # the run stopped by max_steps within epoch 2 goes on from that batch, bit for bit
     whole = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+test=false', name='whole',
-                  script='train.py')
+                  script=script)
     part = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+trainer_params.max_steps=6',
-                 '+test=false', name='part', script='train.py')
+                 '+test=false', name='part', script=script)
     log = (part / 'log.txt').read_text()
     assert 'stopped: max_steps=6 reached at epoch 2, batch 2' in log
     assert epochs_logged(log) == [1]
-    train('--resume', str(part), 'trainer_params.max_steps=-1', script='train.py')
+    assert torch.load(part / 'ckpt' / 'last.ckpt', weights_only=False)['global_step'] == 6
+    train('--resume', str(part), 'trainer_params.max_steps=-1', script=script)
     assert epochs_logged((part / 'log.txt').read_text()) == [1, 2, 3]
     a, b = weights(whole / 'ckpt' / 'last.ckpt'), weights(part / 'ckpt' / 'last.ckpt')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -41,3 +41,12 @@ class Progress:
         if self.log:
             self.log(line)
         return line
+
+    def max_steps_line(self, epoch, batches_done=None):
+        """The line of a run that max_steps ended in epoch `epoch` (from 1), after
+        `batches_done` of its batches (None: at its end), logged; the caller prints it."""
+        line = f'stopped: max_steps={self.max_steps} reached at epoch {epoch}, ' + \
+            (f'batch {batches_done}' if batches_done else 'its end')
+        if self.log:
+            self.log(line)
+        return line
