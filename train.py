@@ -235,22 +235,19 @@ def train_epoch(t):
                 t.trackers.log_metrics({f'train/{k}': v for k, v in losses.items()},
                                        step_before)
         signum = t.signals.agreed(t.device, t.step, log_every)  # under DDP, at log steps
-        if signum or (t.policy.due_within_epoch(t.step) and i + 1 < t.n_train):
+        reached = utils.steps_reached(t.step, t.max_steps)
+        within = i + 1 < t.n_train
+        if signum or (within and (reached or t.policy.due_within_epoch(t.step))):
             t.batches_done = i + 1
             t.policy.save_last(lambda path: save_state(t, path), t.master)
         if signum:
             stop(t, signum)
-        if steps_done(t) and i + 1 < t.n_train:
-            t.batches_done = i + 1
+        if reached and within:
             return False
-        if steps_done(t):
+        if reached:
             break
     t.batches_done = None  # the epoch is whole
     return True
-
-
-def steps_done(t):
-    return t.max_steps not in (None, -1) and t.step >= t.max_steps
 
 
 def mean_losses(t):
@@ -451,15 +448,14 @@ def main(argv):
         try:
             epochs = itertools.count(t.epoch) if t.max_epochs == -1 else \
                 range(t.epoch, t.max_epochs)
-            for epoch in (() if steps_done(t) else epochs):
+            for epoch in (() if utils.steps_reached(t.step, t.max_steps) else epochs):
                 t.epoch = epoch
-                if not train_epoch(t):  # max_steps within the epoch: saved where it is
-                    t.policy.save_last(lambda path: save_state(t, path), t.master)
+                if not train_epoch(t):  # max_steps within the epoch: last.ckpt saved there
                     break
                 epochs_done = t.epoch + 1
-                if end_epoch(t) or steps_done(t):
+                if end_epoch(t) or utils.steps_reached(t.step, t.max_steps):
                     break
-            if steps_done(t) and t.master:
+            if utils.steps_reached(t.step, t.max_steps) and t.master:
                 print(t.progress.max_steps_line(t.epoch + 1, t.batches_done), flush=True)
         finally:
             t.signals.restore()

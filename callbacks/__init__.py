@@ -25,16 +25,13 @@ def logged(trainer):
             if v.numel() == 1 and (fresh or not k.startswith('val/'))}
 
 
-def steps_reached(trainer):
-    return trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps
-
-
 def cut_by_max_steps(trainer):
     """In on_train_epoch_end: max_steps ended the run before the epoch's last batch. As in
     train.py, its checkpoint is that batch's (Checkpoints saved it there: a resume with a higher
     limit goes on from it), and the epoch gets no end: no epoch line, row or epoch checkpoint."""
     done = trainer.fit_loop.epoch_loop.batch_idx + 1
-    return steps_reached(trainer) and done < trainer.num_training_batches
+    return utils.steps_reached(trainer.global_step, trainer.max_steps) and \
+        done < trainer.num_training_batches
 
 
 from . import (checkpoints, dry_run, early_stopping, eta, image_logger, lr_monitor,  # noqa: E402

@@ -25,7 +25,8 @@ class Checkpoints(pl.Callback):
         # only after an optimizer step: mid-accumulation, the gradients are not in the state
         stepped = trainer.global_step != self.step
         last_batch = batch_idx + 1 >= trainer.num_training_batches
-        due = self.policy.due_within_epoch(trainer.global_step) or callbacks.steps_reached(trainer)
+        due = self.policy.due_within_epoch(trainer.global_step) or \
+            utils.steps_reached(trainer.global_step, trainer.max_steps)
         if stepped and due and not last_batch:
             self.policy.save_last(self.write(trainer), trainer.is_global_zero)
 

@@ -52,5 +52,5 @@ from .checkpoints import CheckpointPolicy
 from .writer import wait as wait_for_writes
 from .deferred import defer_imports
 from .early_stopping import EarlyStopping
-from .progress import Progress
+from .progress import Progress, steps_reached
 from .monitors import check_monitors, monitored

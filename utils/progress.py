@@ -7,6 +7,12 @@ from .run import eta_line
 from .speed import first_step_line, process_age
 
 
+def steps_reached(step, max_steps):
+    """True once `step` optimizer steps have met trainer_params.max_steps (-1 or None: never):
+    where both engines end a run."""
+    return max_steps not in (None, -1) and step >= max_steps
+
+
 class Progress:
     """`log(line)` appends to log.txt (None under --check: nothing is written); `max_steps`
     (-1: none) and `first_step` (the optimizer steps done before this process) for the ETA."""
