@@ -37,6 +37,8 @@ class ETALogger(pl.Callback):
         else:
             line = self.progress.epoch_line(trainer.current_epoch + 1, callbacks.logged(trainer),
                                             trainer.global_step)
+            if utils.steps_reached(trainer.global_step, trainer.max_steps):  # at the epoch's end
+                line += '\n' + self.progress.max_steps_line(trainer.current_epoch + 1)
         bar = trainer.progress_bar_callback
         if bar is not None:
             bar.print(line)  # through the bar, which keeps it intact

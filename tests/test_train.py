@@ -69,6 +69,11 @@ def test_max_steps_ends_the_run_there_in_both_engines(train, script):
     assert [s for s, _ in scalars(run, 'val/acc')] == [3]  # epoch 1's: none within epoch 2
     assert scalars(run, 'test/acc')  # and the test split after it
     assert 'ETA ?' not in (run / 'log.txt').read_text()  # from the steps left
+    # a limit at an epoch's end: that epoch ends whole, then the same line in both engines
+    run = train(*DIGITS, *SHRINK, 'trainer_params.max_epochs=5', '+trainer_params.max_steps=8',
+                '+test=false', name='at_end', script=script)
+    log = (run / 'log.txt').read_text()
+    assert epochs_logged(log) == [1, 2] and 'stopped: max_steps=8 reached at epoch 2, its end' in log
 
 
 @pytest.mark.parametrize('script', ['train.py', 'train_pl.py'])
