@@ -137,7 +137,10 @@ class LossChecks:
         if not noted:
             return
         losses = [loss for loss, *_ in noted]
-        if all(loss.shape == losses[0].shape for loss in losses):  # one check for all
+        same_shape = all(loss.shape == losses[0].shape for loss in losses)
+        if same_shape and not distributed() and torch.isfinite(torch.stack(losses)).all():
+            return  # the usual answer, in one read (which loss went bad is looked for below)
+        if same_shape:  # one check for all
             bad = ~torch.isfinite(torch.stack(losses)).reshape(len(losses), -1).all(dim=1)
         else:
             bad = torch.stack([~torch.isfinite(loss).all() for loss in losses])
