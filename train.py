@@ -265,7 +265,7 @@ def mean_losses(t):
 def stop(t, signum):
     utils.wait_for_writes()  # the checkpoint just saved is on disk before the message says so
     if t.master:
-        t.trackers.close()
+        t.trackers.close(stopped=True)  # MLflow: KILLED, until a --resume
         message = utils.stopped_message(signum, t.epoch + 1, t.step, 'train.py', t.run.dir)
         print(message, file=sys.stderr)
         t.run.log(message)

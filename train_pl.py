@@ -208,6 +208,8 @@ def main(argv, extra_callbacks=()):
         if trainer.is_global_zero:
             print(message, file=sys.stderr)
             run.log(message)
+            # Lightning finalized its loggers as failed; MLflow's run says KILLED instead
+            loggers.stop_lightning(loggers.from_config(cfg), trainer.loggers)
         utils.leave_group()
         sys.exit(128 + e.signum)
     if cfg.get('test', True) and module.task.validates:

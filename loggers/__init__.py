@@ -34,7 +34,7 @@ class Tracker:
       lightning(run_dir, run_id) -> Lightning's logger, for train_pl.py, or
       open(run_dir, run_id)      -> the library's own client, for train.py, and after it
           log_metrics({name: value}, step), log_config(cfg, metric_names), close() (or
-          fail(), when an error ended the run).
+          fail(), when an error ended the run, or stop(), when a stop signal did).
     `run_id`: the tracker's own id of the run to continue (None: a new one); after open(),
     `self.run_id` is the one to continue on --resume. `package`: the module it needs (an
     optional extra); `external`: it writes outside the run folder (--check leaves it out)."""
@@ -55,6 +55,17 @@ class Tracker:
 
     def lightning_close(self, logger):
         """After training and testing (Lightning's finalize leaves some runs open)."""
+
+    def lightning_resumed(self, logger):
+        """Rank 0, once a resumed run's folder is open again: the tracker run goes on."""
+
+    def lightning_stop(self, logger):
+        """After a stop signal, once Lightning has finalized its loggers as 'failed'."""
+
+    def stop(self):
+        """close(), after a stop signal ended the run, which --resume continues: where the
+        tool keeps a run's status, it says killed (not failed, not finished)."""
+        self.close()
 
     def open(self, run_dir, run_id):
         raise NotImplementedError
@@ -127,6 +138,8 @@ def start_lightning(trackers, logger_list, run_dir, cfg, metric_names, resuming)
     for (name, tracker), logger in zip(trackers, logger_list, strict=True):
         if not resuming:
             tracker.lightning_config(logger, cfg, metric_names)
+        else:
+            tracker.lightning_resumed(logger)
         ids[name] = tracker.lightning_id(logger)
     write_ids(run_dir, ids)
 
@@ -134,6 +147,11 @@ def start_lightning(trackers, logger_list, run_dir, cfg, metric_names, resuming)
 def close_lightning(trackers, logger_list):
     for (_, tracker), logger in zip(trackers, logger_list, strict=True):
         tracker.lightning_close(logger)
+
+
+def stop_lightning(trackers, logger_list):
+    for (_, tracker), logger in zip(trackers, logger_list, strict=True):
+        tracker.lightning_stop(logger)
 
 
 class Trackers:
@@ -164,15 +182,16 @@ class Trackers:
         writer = next((t.writer for t in self.trackers if hasattr(t, 'writer')), None)
         utils.write_texts(texts, writer, self.run_dir, epoch)
 
-    def close(self, failed=False):
-        """Once: a second call (an error after a signal's stop closed them) does nothing. One
+    def close(self, failed=False, stopped=False):
+        """`failed`: an error ended the run; `stopped`: a stop signal did (Tracker.stop).
+        Once: a second call (an error after a signal's stop closed them) does nothing. One
         tracker that cannot close (its server gone) does not keep the others open: a warning
         after a run, nothing after an error (`failed`), which has its own line (a full disk
         stops both the run and TensorBoard's last write)."""
         trackers, self.trackers = self.trackers, []
         for tracker in trackers:
             try:
-                tracker.fail() if failed else tracker.close()
+                tracker.fail() if failed else tracker.stop() if stopped else tracker.close()
             except Exception as e:
                 reason = utils.first_line(e)
                 if not failed:

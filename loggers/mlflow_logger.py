@@ -25,6 +25,12 @@ class MLflow(loggers.Tracker):
     def lightning_id(self, logger):
         return logger.run_id  # creates the run
 
+    def lightning_resumed(self, logger):
+        logger.experiment.update_run(logger.run_id, status='RUNNING')
+
+    def lightning_stop(self, logger):
+        logger.experiment.set_terminated(logger.run_id, status='KILLED')
+
     def open(self, run_dir, run_id):
         from mlflow.tracking import MlflowClient
         self.client = MlflowClient(self.args['tracking_uri'])
@@ -35,6 +41,8 @@ class MLflow(loggers.Tracker):
                 self.client.create_experiment(name)
             run_id = self.client.create_run(experiment_id, run_name=self.args['run_name'] or
                                             run_dir.name, tags=self.args['tags']).info.run_id
+        else:  # continued: it was KILLED by a stop signal (or FAILED, or FINISHED)
+            self.client.update_run(run_id, status='RUNNING')
         self.run_id = run_id
 
     def log_metrics(self, metrics, step):
@@ -54,3 +62,6 @@ class MLflow(loggers.Tracker):
 
     def fail(self):
         self.client.set_terminated(self.run_id, status='FAILED')  # as Lightning's logger does
+
+    def stop(self):
+        self.client.set_terminated(self.run_id, status='KILLED')  # until a --resume

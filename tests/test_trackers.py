@@ -198,6 +198,33 @@ def test_a_run_that_an_error_stops_leaves_its_mlflow_run_failed_not_running(trai
     assert MlflowClient(uri).get_run(run_id).info.status == 'FAILED'
 
 
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+def test_a_run_a_signal_stops_is_killed_in_mlflow_then_running_and_finished_once_resumed(
+        train, tmp_path, script):
+    """Not FAILED: nothing went wrong, and --resume continues the same MLflow run."""
+    from mlflow.tracking import MlflowClient
+    import loggers
+    uri = f'sqlite:///{tmp_path}/mlflow.db'
+    with pytest.raises(SystemExit) as stop:  # SIGTERM at the 6th step: last.ckpt, then exit
+        train(*DIGITS, *SHRINK, 'train_wrapper.args.loss_spec.name=tests.faults.FaultyLoss',
+              '+train_wrapper.args.loss_spec.args={at: 6, fault: SIGTERM}',
+              f'+loggers=[{{name: mlflow, args: {{tracking_uri: "{uri}"}}}}]', script=script)
+    assert stop.value.code == 128 + 15
+    run = tmp_path / 'save' / 'run'
+    run_id = json.loads((run / 'trackers.json').read_text())['mlflow']
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).info.status == 'KILLED'
+    assert [s for s, _ in mlflow_series(uri, run_id, 'val/acc')] == [3]  # epoch 1's
+
+    reopened = loggers.registry.make({'name': 'mlflow', 'args': {'tracking_uri': uri}})
+    reopened.open(run, run_id)  # what a resume does first
+    assert client.get_run(run_id).info.status == 'RUNNING'
+    train('--resume', str(run), 'train_wrapper.args.loss_spec.args.at=1000', script=script)
+    assert json.loads((run / 'trackers.json').read_text())['mlflow'] == run_id
+    assert client.get_run(run_id).info.status == 'FINISHED'
+    assert [s for s, _ in mlflow_series(uri, run_id, 'val/acc')] == [3, 7]
+
+
 def test_a_tracker_that_cannot_close_does_not_keep_the_others_open(tmp_path, capsys):
     import loggers
     closed = []
