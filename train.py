@@ -465,6 +465,7 @@ def main(argv):
     except BaseException:  # an error ended the run: its tracker runs say so (MLflow: FAILED)
         if t.master:  # after a signal's stop: closed already, nothing
             t.trackers.close(failed=True)
+            run.undo_config()  # a resume that saved nothing keeps the run's config.yaml
         raise
     if t.master:
         t.trackers.close()

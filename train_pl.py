@@ -16,6 +16,7 @@ import loggers
 import models
 import utils
 from models.build import build_run
+from models.optim import limit_batches
 
 # Lightning is imported once the config's data, task and trainer_params have been checked
 # (main): a mistake there is reported in the time it takes to import torch.
@@ -61,6 +62,11 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
 
     from callbacks.checkpoints import AtomicCheckpointIO
     params = dict(run.cfg.get('trainer_params') or {})
+    for key, instead in (('callbacks', 'the callbacks: section'),
+                         ('default_root_dir', '--save-dir and --name')):
+        if key in params:  # runyard passes them to pl.Trainer itself
+            raise utils.ConfigError(f'set by train_pl.py; use {instead}',
+                                    key=f'trainer_params.{key}')
     params.pop('nan_policy', None)  # runyard's, the adapter's
     utils.set_tf32(params.pop('tf32', None))  # runyard's: TF32 matmuls
     # the loaders shard themselves by rank, resumably (datasets/base.py); the checkpoint
@@ -98,7 +104,7 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
     params['logger'] = loggers.lightning(trackers, run.dir, run.resuming and not dry)
     try:
         trainer = pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
-    except (MisconfigurationException, ValueError) as e:
+    except (MisconfigurationException, ValueError, TypeError) as e:
         raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
     if one_process and not run.gpus and not utils.launcher():
         utils.cpu_cuda_check()  # one CPU process: not NVML's, once a step
@@ -123,6 +129,13 @@ def build(run, extra_callbacks, dry=False):
         'checkpoint': lambda cfg: utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt'),
         'trackers': lambda cfg: loggers.from_config(cfg, dry)})
     cfg, params, task, trackers = b.cfg, b.params, b.task, b.trackers
+    every = params.get('val_check_interval')
+    if isinstance(every, int) and not isinstance(every, bool):  # Lightning finds out in fit
+        batches = limit_batches(b.data.train_batches(world_size(run, params)),
+                                params.get('limit_train_batches'))
+        if every > batches:
+            raise utils.ConfigError(f'validates every {every} train batches, but an epoch has '
+                                    f'{batches}', key='trainer_params.val_check_interval')
     with run.blamed():
         from models.lightning import TaskModule  # imports Lightning
         module = TaskModule(utils.without_init_from(cfg['train_wrapper']),
@@ -190,8 +203,11 @@ def main(argv, extra_callbacks=()):
 
     if utils.is_rank_zero():
         if run.ckpt:
-            done = utils.load_checkpoint(run.ckpt, mmap=True)['loops']['fit_loop'][
-                'epoch_progress']['current']['processed']
+            state = utils.load_checkpoint(run.ckpt, mmap=True)
+            if 'loops' not in state:  # train.py's: no state of Lightning's loops to go on from
+                raise utils.ConfigError(f'--resume {run.ckpt}: not a train_pl.py checkpoint '
+                                        '(train.py wrote it: continue it with train.py)')
+            done = state['loops']['fit_loop']['epoch_progress']['current']['processed']
             for note in models.optim.resume_notes(run.saved_cfg, cfg, done, module.schedules):
                 print(note, file=sys.stderr)
         run.create(write_config=not run.resuming)
@@ -199,29 +215,34 @@ def main(argv, extra_callbacks=()):
         loggers.start_lightning(loggers.from_config(cfg), trainer.loggers, run.dir, cfg,
                                 module.task.summary_metrics(), run.resuming)
     try:
-        trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
-                    weights_only=True)
-    except Interrupted as e:
-        utils.wait_for_writes()  # the checkpoint just saved is on disk before the message
-        message = utils.stopped_message(e.signum, trainer.current_epoch + 1, trainer.global_step,
-                                        'train_pl.py', run.dir)
-        if trainer.is_global_zero:
-            print(message, file=sys.stderr)
-            run.log(message)
-            # Lightning finalized its loggers as failed; MLflow's run says KILLED instead
-            loggers.stop_lightning(loggers.from_config(cfg), trainer.loggers)
-        utils.leave_group()
-        sys.exit(128 + e.signum)
-    if cfg.get('test', True) and module.task.validates:
-        utils.wait_for_writes()  # on rank 0 (utils/writer.py), then every rank may read them
-        trainer.strategy.barrier('checkpoints written')
-        tested, step = best_checkpoint(trainer), trainer.global_step
-        if tested:
-            step = utils.load_checkpoint(tested, mmap=True)['global_step']
-        trainer.test(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=tested,
-                     weights_only=True)
-        if trainer.is_global_zero:
-            run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
+        try:
+            trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
+                        weights_only=True)
+        except Interrupted as e:
+            utils.wait_for_writes()  # the checkpoint just saved is on disk before the message
+            message = utils.stopped_message(e.signum, trainer.current_epoch + 1,
+                                            trainer.global_step, 'train_pl.py', run.dir)
+            if trainer.is_global_zero:
+                print(message, file=sys.stderr)
+                run.log(message)
+                # Lightning finalized its loggers as failed; MLflow's run says KILLED instead
+                loggers.stop_lightning(loggers.from_config(cfg), trainer.loggers)
+            utils.leave_group()
+            sys.exit(128 + e.signum)
+        if cfg.get('test', True) and module.task.validates:
+            utils.wait_for_writes()  # on rank 0 (utils/writer.py), then every rank may read them
+            trainer.strategy.barrier('checkpoints written')
+            tested, step = best_checkpoint(trainer), trainer.global_step
+            if tested:
+                step = utils.load_checkpoint(tested, mmap=True)['global_step']
+            trainer.test(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=tested,
+                         weights_only=True)
+            if trainer.is_global_zero:
+                run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
+    except BaseException:
+        if trainer.is_global_zero:  # a resume that saved nothing keeps its config.yaml
+            run.undo_config()
+        raise
     utils.wait_for_writes()
     if trainer.is_global_zero:
         loggers.close_lightning(loggers.from_config(cfg), trainer.loggers)

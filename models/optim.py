@@ -103,6 +103,19 @@ def check_scheduler(spec):
     """A sched_spec's name and arguments, checked before its optimizer exists (a nested spec
     of args.schedulers is checked when it is built)."""
     schedulers.check(spec, args={'optimizer': None})
+    if isinstance(spec, dict):
+        check_stepping(spec)
+
+
+def check_stepping(spec):
+    """How a sched_spec is stepped: `interval` epoch or step, every `frequency` of them."""
+    interval = spec.get('interval', 'epoch')
+    if interval not in ('epoch', 'step'):
+        raise utils.ConfigError(f"must be 'epoch' or 'step', but got {interval!r}", key='interval')
+    frequency = spec.get('frequency', 1)
+    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+        raise utils.ConfigError(f'must be an integer >= 1 (every how many {interval}s), but got '
+                                f'{frequency!r}', key='frequency')
 
 
 def param_groups(spec, named, defaults):
@@ -208,9 +221,8 @@ def make_scheduler(spec, optimizer):
     (SequentialLR, ChainedScheduler) are built on the same optimizer."""
     if not isinstance(spec, dict):
         raise utils.ConfigError(f'must be a scheduler spec {{name, args, interval}}, but got {spec!r}')
+    check_stepping(spec)
     interval = spec.get('interval', 'epoch')
-    if interval not in ('epoch', 'step'):
-        raise utils.ConfigError(f"must be 'epoch' or 'step', but got {interval!r}", key='interval')
     extra = {'optimizer': optimizer}
     inner = (spec.get('args') or {}).get('schedulers') if isinstance(spec.get('args'), dict) \
         else None

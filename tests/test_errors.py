@@ -2,6 +2,7 @@
 the file and key, exit status 2, no traceback, and save/ exactly as it was. Add a row whenever
 a new mistake is found."""
 import re
+import shutil
 
 import pytest
 import torch
@@ -182,6 +183,30 @@ CASES = [
      '^error: ' + o('+train_wrapper.args.model_spec.compile=fast') +
      r': must be true, false or a mapping of torch.compile '
      r"arguments, but got 'fast'$"),
+    ('negative model size', [*DIGITS, 'train_wrapper.args.model_spec.args.num_classes=-3'],
+     '^error: ' + o('train_wrapper.args.model_spec.args.num_classes=-3') +
+     r": train_wrapper.args.model_spec.args: models 'mlp' cannot be built from its arguments: "
+     r'RuntimeError: Trying to create tensor with negative dimension -3: \[-3, 256\]$'),
+    ('metric argument through kwargs', [
+        *DIGITS, '+train_wrapper.args.metrics=[{name: Accuracy, args: {num_clases: 10}}]'],
+     r"^error: override .*: train_wrapper.args.metrics.0.args: torchmetrics metrics 'Accuracy' "
+     r"cannot be built from its arguments: TypeError: .*'task'"),
+    ('scheduler frequency 0', [*DIGITS, '+train_wrapper.args.sched_spec.frequency=0'],
+     '^error: ' + o('+train_wrapper.args.sched_spec.frequency=0') +
+     r': must be an integer >= 1 \(every how many epochs\), but got 0$'),
+    ('seed out of range', [*DIGITS, '--seed', '5000000000'],
+     r'^error: --seed: seed: must be from 0 to 2\*\*32 - 1, but got 5000000000$'),
+    ('name too long', [*DIGITS, '--name', 'x' * 300],
+     r'^error: --name is 300 bytes long; keep it under 200$'),
+    ('name with a newline', [*DIGITS, '--name', 'a\nb'],
+     r"^error: --name must be a plain folder name, but got 'a\\nb'"),
+    ('override value not YAML', [*DIGITS, 'train_wrapper.args.model_spec.args.hidden=[128,'],
+     r"^error: configs/digits.yaml: override 'train_wrapper.args.model_spec.args.hidden=\[128,': "
+     r"value is not valid YAML: expected the node content, but found '<stream end>'$"),
+    ('config not text', ['--config', '{tmp}/binary.yaml'],
+     r'^error: {tmp}/binary.yaml: not a text file \(byte 0 is not UTF-8\)$'),
+    ('resume of a broken config.yaml', ['--resume', '{save}/badyaml'],
+     r'^error: {save}/badyaml/config.yaml:2: invalid YAML: '),
     ('explain typo', [*DIGITS, '--explain', 'trainer_params.max_epoch'],
      r"^error: configs/digits.yaml: --explain trainer_params.max_epoch: no such key in the "
      r"config; did you mean 'trainer_params.max_epochs'"),
@@ -219,7 +244,8 @@ def workspace(tmp_path):
         f'_base_: {ROOT}/configs/digits.yaml\ntrainer_params:\n  max_epochs: ten\n'
         'train_wrapper:\n  args:\n    sched_spec: {_delete_: true, name: StepLR, '
         'args: {step_size: 2}}\n')
-    for run in ('old', 'nockpt', 'bad'):
+    (tmp / 'binary.yaml').write_bytes(b'\xff\xfe\x00bad')
+    for run in ('old', 'nockpt', 'bad', 'badyaml'):
         (save / run).mkdir(parents=True)
         (save / run / 'config.yaml').write_text((ROOT / 'configs/digits.yaml').read_text())
         (save / run / 'log.txt').write_text('started\n')
@@ -227,6 +253,9 @@ def workspace(tmp_path):
     torch.save({'state_dict': {}, 'epoch': 0}, save / 'old' / 'ckpt' / 'last.ckpt')
     (save / 'bad' / 'ckpt').mkdir()
     (save / 'bad' / 'ckpt' / 'last.ckpt').write_text('not a checkpoint')
+    (save / 'badyaml' / 'ckpt').mkdir()  # a run whose config.yaml was edited by hand, wrongly
+    shutil.copy(save / 'old' / 'ckpt' / 'last.ckpt', save / 'badyaml' / 'ckpt' / 'last.ckpt')
+    (save / 'badyaml' / 'config.yaml').write_text('data_module: [\n')
     return tmp, save
 
 
@@ -336,3 +365,33 @@ def test_an_entrypoint_exits_without_the_last_garbage_collections(script, mistak
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith('error: ') and 'no-such' in result.stderr
     assert result.stdout.strip() == 'at exit, frozen: True'
+
+
+@pytest.mark.parametrize('override, message', [
+    ('+trainer_params.val_check_interval=0',
+     r': must be a count of at least 1 or a fraction in \(0, 1\], but got 0$'),
+    ('+trainer_params.val_check_interval=1000',  # Lightning would find out in fit
+     r'trainer_params.val_check_interval: validates every 1000 train batches, but an epoch '
+     r'has 20$'),
+    ('+trainer_params.callbacks=[]', r': set by train_pl.py; use the callbacks: section$'),
+    ('+trainer_params.default_root_dir=elsewhere', r': set by train_pl.py; use --save-dir and '
+                                                   r'--name$'),
+    ('+trainer_params.devices=abc', r'trainer_params: `devices` selected with `CPUAccelerator` '
+                                    r'should be an int > 0'),
+])
+def test_a_trainer_params_mistake_that_lightning_finds_is_one_line(override, message,
+                                                                     workspace, capsys):
+    assert_mistake('train_pl.py', [*DIGITS, override], [message], workspace, capsys)
+
+
+def test_train_pl_refuses_to_resume_a_train_py_run_in_one_line(train, capsys):
+    run = train(*DIGITS, 'trainer_params.max_epochs=1', '+trainer_params.limit_train_batches=2',
+                script='train.py')
+    capsys.readouterr()
+    before = tree(run)
+    with pytest.raises(SystemExit) as info:
+        train('--resume', str(run), script='train_pl.py')
+    assert info.value.code == 2
+    assert capsys.readouterr().err == f'error: --resume {run}/ckpt/last.ckpt: not a train_pl.py ' \
+        'checkpoint (train.py wrote it: continue it with train.py)\n'
+    assert tree(run) == before

@@ -493,3 +493,37 @@ def test_loss_checks_name_the_first_bad_step_of_those_noted(kinds):
     with pytest.raises(utils.TrainingStopped, match=r'the loss is nan at epoch 2, step 11;'):
         checks.read()
     checks.read()  # nothing noted since
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_a_resume_that_fails_before_its_first_save_keeps_the_runs_config(script, train,
+                                                                          save_dir, capsys):
+    """An override that only fails once the resumed run trains (a misspelt monitor, found
+    at the first epoch's end) must not become the run's config.yaml: the next plain --resume
+    would fail on it again, the run would be stuck."""
+    run = train(*DIGITS, script=script)
+    before = (run / 'config.yaml').read_bytes()
+    with pytest.raises(SystemExit) as failed:
+        train('--resume', str(run), 'trainer_params.max_epochs=3',
+              'checkpoint.monitor=val/acc_typo', script=script)
+    assert failed.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: checkpoint.monitor: 'val/acc_typo' is not a metric"), err
+    assert (run / 'config.yaml').read_bytes() == before
+    assert (run / 'log.txt').read_text().splitlines()[-1] == \
+        'config.yaml restored: the resume failed before it saved a checkpoint'
+    train('--resume', str(run), 'trainer_params.max_epochs=3', script=script)  # goes on
+    assert re.search(r'^epoch 3/3 ', (run / 'log.txt').read_text(), flags=re.M)
+    assert 'trainer_params.max_epochs=3' in (run / 'config.yaml').read_text()
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_a_resume_that_saved_a_checkpoint_keeps_its_new_config(script, train, save_dir):
+    """The other side: once the resumed run has saved with the new config, an error after
+    it leaves config.yaml the config of that checkpoint."""
+    run = train(*DIGITS, script=script)
+    with pytest.raises(SystemExit):  # a NaN at the 3rd step of the resumed run, after a save
+        train('--resume', str(run), 'trainer_params.max_epochs=4',
+              '+checkpoint.every_n_train_steps=1', 'train_wrapper.name=tests.tasks.NaNAt',
+              '+train_wrapper.args.nan_at=3', script=script)
+    assert 'every_n_train_steps: 1' in (run / 'config.yaml').read_text()

@@ -57,7 +57,12 @@ def read_yaml(path):
     path = Path(path)
     if not path.is_file():
         raise ConfigError('config file not found', file=path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'not a text file (byte {e.start} is not UTF-8)', file=path) from None
+    except OSError as e:
+        raise ConfigError(f'cannot read it: {e.strerror}', file=path) from None
     loader = Loader(text)
     try:  # one parse: the node tree gives the key lines, then the values
         node = loader.get_single_node()
@@ -409,6 +414,9 @@ def check_config(cfg):
         if value is not None and (not isinstance(value, kind) or
                                   (kind is int and isinstance(value, bool))):
             raise ConfigError(f'must be {KINDS[kind]}, but got {value!r}', key=key)
+    seed = cfg.get('seed')
+    if seed is not None and not 0 <= seed < 2 ** 32:  # what NumPy's and torch's seeds take
+        raise ConfigError(f'must be from 0 to 2**32 - 1, but got {seed}', key='seed')
 
 
 def load_config(path, overrides=(), seed=None, provenance=None):
@@ -445,7 +453,8 @@ def apply_overrides(cfg, overrides, provenance=None):
         try:
             value = parse_yaml(raw) if sep else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': value is not valid YAML: {e}") from None
+            problem = getattr(e, 'problem', None) or str(e).splitlines()[0]
+            raise ConfigError(f"override '{item}': value is not valid YAML: {problem}") from None
         *parents, last = path.split('.')
         node = cfg
         for i, part in enumerate(parents):

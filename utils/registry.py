@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import types
-from .errors import ConfigError, Mistakes, at_key, close_matches, listing
+from .errors import ConfigError, Mistakes, at_key, close_matches, first_line, listing
 
 
 class Registry:
@@ -80,6 +80,10 @@ class Registry:
                 return target(**kwargs)
         except ValueError as e:  # torch's way of rejecting a value: lr=-1, betas=[2, 0]
             raise ConfigError(f'{label} rejected its arguments: {e}', key='args') from None
+        except (RuntimeError, TypeError) as e:  # a size torch cannot make (num_classes: -3),
+            # an argument a class takes through **kwargs; --debug shows where
+            raise ConfigError(f'{label} cannot be built from its arguments: '
+                              f"{type(e).__name__}: {first_line(e).rstrip(': ')}", key='args') from e
 
     def check(self, spec, args=None):
         """(class, its arguments, label) of a spec, checked without building anything: its

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import Provenance, load_config, shown
+from .config import Provenance, load_config, read_yaml, shown
 from . import writer
 from .environment import ENV_FILE, write_environment
 from .errors import ConfigError, at_key
@@ -123,6 +123,11 @@ def launch_prefix(entry):
 def check_name(name):
     if not name or name in ('.', '..') or '/' in name or '\\' in name or name.startswith('.'):
         raise ConfigError(f"--name must be a plain folder name, but got '{name}'")
+    if len(name.encode()) > 200:  # room for the temporary name a new run folder is made under
+        raise ConfigError(f'--name is {len(name.encode())} bytes long; keep it under 200')
+    if name != name.strip() or any(not c.isprintable() for c in name):
+        raise ConfigError(f'--name must be a plain folder name, but got {name!r} (spaces at '
+                          'its ends, or a character that is not printable)')
 
 
 def find_resume(target):
@@ -258,7 +263,7 @@ class Run:
         if args.resume:
             self.dir, self.ckpt = find_resume(args.resume)
             self.config_path = Path(args.config or self.dir / 'config.yaml')
-            self.saved_cfg = yaml.safe_load((self.dir / 'config.yaml').read_text()) or {}
+            self.saved_cfg = read_yaml(self.dir / 'config.yaml')[0]
         else:
             if not args.config:
                 raise ConfigError('--config is required (or --resume a run)')
@@ -329,10 +334,27 @@ class Run:
         history = ''
         old = folder / 'config.yaml'
         if old.is_file():
-            history = ''.join(l for l in old.read_text().splitlines(True) if l.startswith('# '))
+            self.config_before = (old.read_text(), last_saved(folder))  # for undo_config
+            history = ''.join(l for l in self.config_before[0].splitlines(True)
+                              if l.startswith('# '))
         text = history + f'# {self.stamp}: {self.command}\n' + \
             yaml.safe_dump(self.cfg, sort_keys=False)
         write_text(folder / 'config.yaml', text)
+
+    def undo_config(self):
+        """After an error ended a resumed run before it saved a checkpoint: config.yaml back
+        to the config its last.ckpt was trained with, so that a plain --resume goes on as
+        before (an override that broke the run, `frequency: 0`, is not kept). Rank 0."""
+        before = getattr(self, 'config_before', None)
+        if before is None:
+            return
+        try:
+            writer.wait()  # a save still on its way counts
+        except Exception:  # it failed: nothing new was saved
+            pass
+        if last_saved(self.dir) == before[1]:
+            write_text(self.dir / 'config.yaml', before[0])
+            self.log('config.yaml restored: the resume failed before it saved a checkpoint')
 
     def announce(self):
         print(f'run folder: {self.dir}\nsee it in TensorBoard: {tensorboard()} --logdir '
@@ -340,6 +362,15 @@ class Run:
 
     def log(self, line):
         append_log(self.dir, line)
+
+
+def last_saved(folder):
+    """What tells one ckpt/last.ckpt from the next (None: none yet)."""
+    try:
+        stat = (Path(folder) / 'ckpt' / 'last.ckpt').stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def check_new_folder(folder, save_dir):

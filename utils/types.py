@@ -44,6 +44,8 @@ RANGES = {
     'gradient_clip_algorithm': (lambda v: v in (None, 'norm', 'value'), "'norm' or 'value'"),
     'limit_train_batches': (lambda v: _limit(v) and v != 0, 'a count of at least 1 or a '
                             'fraction in (0, 1]'),
+    'val_check_interval': (lambda v: v is None or (v >= 1 if isinstance(v, int) else 0 < v <= 1),
+                           'a count of at least 1 or a fraction in (0, 1]'),
     'limit_val_batches': (_limit, 'a count of at least 0 or a fraction in [0, 1]'),
     'limit_test_batches': (_limit, 'a count of at least 0 or a fraction in [0, 1]'),
     'limit_predict_batches': (_limit, 'a count of at least 0 or a fraction in [0, 1]'),
