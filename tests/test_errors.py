@@ -205,6 +205,12 @@ CASES = [
      r"value is not valid YAML: expected the node content, but found '<stream end>'$"),
     ('config not text', ['--config', '{tmp}/binary.yaml'],
      r'^error: {tmp}/binary.yaml: not a text file \(byte 0 is not UTF-8\)$'),
+    ('resume of an empty checkpoint', ['--resume', '{save}/empty'],
+     r'^error: --resume {save}/empty: {save}/empty/ckpt/last.ckpt is empty \(0 bytes\): not a '
+     r'checkpoint$'),
+    ('resume of a truncated checkpoint', ['--resume', '{save}/cut'],
+     r'^error: --resume {save}/cut: cannot load {save}/cut/ckpt/last.ckpt \(not a file '
+     r'torch.save wrote: truncated, or another kind of file\)$'),
     ('resume of a broken config.yaml', ['--resume', '{save}/badyaml'],
      r'^error: {save}/badyaml/config.yaml:2: invalid YAML: '),
     ('explain typo', [*DIGITS, '--explain', 'trainer_params.max_epoch'],
@@ -245,7 +251,7 @@ def workspace(tmp_path):
         'train_wrapper:\n  args:\n    sched_spec: {_delete_: true, name: StepLR, '
         'args: {step_size: 2}}\n')
     (tmp / 'binary.yaml').write_bytes(b'\xff\xfe\x00bad')
-    for run in ('old', 'nockpt', 'bad', 'badyaml'):
+    for run in ('old', 'nockpt', 'bad', 'badyaml', 'empty', 'cut'):
         (save / run).mkdir(parents=True)
         (save / run / 'config.yaml').write_text((ROOT / 'configs/digits.yaml').read_text())
         (save / run / 'log.txt').write_text('started\n')
@@ -256,6 +262,9 @@ def workspace(tmp_path):
     (save / 'badyaml' / 'ckpt').mkdir()  # a run whose config.yaml was edited by hand, wrongly
     shutil.copy(save / 'old' / 'ckpt' / 'last.ckpt', save / 'badyaml' / 'ckpt' / 'last.ckpt')
     (save / 'badyaml' / 'config.yaml').write_text('data_module: [\n')
+    for run, data in (('empty', b''), ('cut', (save / 'old' / 'ckpt' / 'last.ckpt').read_bytes()[:300])):
+        (save / run / 'ckpt').mkdir()
+        (save / run / 'ckpt' / 'last.ckpt').write_bytes(data)
     return tmp, save
 
 

@@ -31,6 +31,8 @@ def load_checkpoint(path, what=None, mmap=False):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(_said(what, f'no checkpoint file at {path}'))
+    if path.stat().st_size == 0:
+        raise ConfigError(_said(what, f'{path} is empty (0 bytes): not a checkpoint'))
     try:
         state = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:  # not a torch file, truncated, or pickled objects beyond tensors
@@ -53,6 +55,9 @@ def _reason(error):
     refused = re.search(r'Unsupported global: GLOBAL (\S+)', text)
     if refused:
         return f'it holds a {refused.group(1)}, which loading with weights_only=True refuses'
+    if 'mmap can only be used with files saved with' in text or \
+            'failed finding central directory' in text:  # not the zip file torch.save writes
+        return 'not a file torch.save wrote: truncated, or another kind of file'
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if 'Weights only load failed' in text:  # torch's advice first, the cause last
         lines = [line for line in lines if not line.startswith('Check the documentation')]
