@@ -8,6 +8,7 @@ task (models/task.py) is driven through one LightningModule adapter (models/ligh
 the run's guards are the plain modules of utils/ that train.py calls, as callbacks.
 """
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -105,7 +106,11 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
     try:
         trainer = pl.Trainer(callbacks=callback_list, default_root_dir=str(run.dir), **params)
     except (MisconfigurationException, ValueError, TypeError) as e:
-        raise utils.ConfigError(str(e).splitlines()[0], key='trainer_params') from None
+        message = str(e).splitlines()[0]
+        given = run.cfg.get('trainer_params') or {}  # the one the message names, if it does
+        named = [k for k in given if re.search(rf'\b{re.escape(k)}\b', message)]
+        key = f'trainer_params.{named[0]}' if len(named) == 1 else 'trainer_params'
+        raise utils.ConfigError(message, key=key) from None
     if one_process and not run.gpus and not utils.launcher():
         utils.cpu_cuda_check()  # one CPU process: not NVML's, once a step
     return trainer
