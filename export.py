@@ -46,6 +46,10 @@ def val_batch(cfg):
     with utils.at_key('data_module'):
         data = datasets.make(cfg['data_module'])
     data.setup()
+    if not len(data.splits['val']) and not len(data.splits['test']):
+        raise utils.ConfigError('its val and test splits are empty (val_fraction: 0, as a GAN '
+                                'has): no batch to trace the model with',
+                                key='data_module.args')
     split = 'val' if len(data.splits['val']) else 'test'
     loader = data.val_dataloader() if split == 'val' else data.test_dataloader()
     x = next(iter(loader))

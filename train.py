@@ -220,20 +220,21 @@ def train_epoch(t):
     loader, log_every = t.loaders['train'], t.params.get('log_every_n_steps', 50)
     loader.sampler.set_epoch(t.epoch)  # a new order each epoch, the same on all ranks
     t.task.train()
-    for i, batch in enumerate(loader, start=t.batches_done or 0):
-        if i >= t.n_train:
-            break
+    # zip stops at the limit before it asks the loader for one more batch, as Lightning does:
+    # that batch's random transforms would draw from the run's RNG
+    for i, batch in zip(range(t.batches_done or 0, t.n_train), loader):
         t.progress.batch_start()
         step_before = t.step
         if not train_step(t, to_device(batch, t.device), i):
             continue
         t.progress.step_done(t.device)
-        # TensorBoard's x-axis counts the steps taken before this one, as Lightning's does.
-        if (step_before + 1) % log_every == 0:
+        # TensorBoard's x-axis counts the batches that stepped before this one, as Lightning's
+        # does (the optimizer steps, with one optimizer; a GAN steps two a batch).
+        stepped = step_before // len(t.optimizers)
+        if (stepped + 1) % log_every == 0:
             losses = mean_losses(t)
             if t.master:
-                t.trackers.log_metrics({f'train/{k}': v for k, v in losses.items()},
-                                       step_before)
+                t.trackers.log_metrics({f'train/{k}': v for k, v in losses.items()}, stepped)
         signum = t.signals.agreed(t.device, t.step, log_every)  # under DDP, at log steps
         reached = utils.steps_reached(t.step, t.max_steps)
         within = i + 1 < t.n_train

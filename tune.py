@@ -43,6 +43,12 @@ SCHEDULERS = {'asha': ('grace_period', 'max_t', 'reduction_factor'), 'fifo': ()}
 SEARCH_ALGS = ('random', 'grid', 'optuna')
 
 
+def positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'must be a count of at least 1, but got {text!r}')
+    return int(text)
+
+
 def parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,7 +60,7 @@ def parser():
                                      'starting one on this machine')
     p.add_argument('--resume', action='store_true', help='continue the interrupted sweep NAME')
     p.add_argument('--dry-run', action='store_true', help='print the trials, train nothing')
-    p.add_argument('--max-concurrent', type=int, help='trials at once (default: as many as '
+    p.add_argument('--max-concurrent', type=positive, help='trials at once (default: as many as '
                                                       'the resources allow)')
     p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
     p.add_argument('overrides', nargs='*', metavar='KEY=VALUE')
@@ -94,6 +100,19 @@ def read_search(cfg):
                                         f"{', '.join(SCHEDULERS[scheduler['name']])}",
                                         key=f'scheduler.{key}')
         search['resources'] = {'cpu': 1, 'gpu': 0, **(search.get('resources') or {})}
+        for key, value, least in (('num_samples', search['num_samples'], 1),
+                                  ('max_failures', search['max_failures'], -1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise utils.ConfigError(f'must be an integer >= {least}, but got {value!r}',
+                                        key=key)
+        for key, value in search['resources'].items():
+            if key not in ('cpu', 'gpu'):
+                raise utils.ConfigError("unknown resource (known: cpu, gpu)",
+                                        key=f'resources.{key}')
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+                    (key == 'cpu' and value == 0):
+                raise utils.ConfigError(f'must be a number{" above" if key == "cpu" else " >="}'
+                                        f' 0, but got {value!r}', key=f'resources.{key}')
         space = search['space']
         if not isinstance(space, dict) or not space:
             raise utils.ConfigError('must map dotted config paths to {kind: values}', key='space')
@@ -110,6 +129,8 @@ def read_domain(cfg, path, spec):
         kind, values = next(iter(spec.items()))
         if not isinstance(values, list) or not values:
             raise utils.ConfigError(f'must be a list of values, but got {values!r}', key=kind)
+        if kind in ('uniform', 'loguniform', 'randint', 'quniform'):
+            check_range(kind, values)
     # the path as an override would set it: a typo fails here, with the close key
     with utils.at_key('space'):
         try:
@@ -118,6 +139,19 @@ def read_domain(cfg, path, spec):
             raise utils.ConfigError(e.message.replace(f"override '{path}={json.dumps(values[0])}'",
                                                       f"'{path}'"), key=path) from None
     return kind, values
+
+
+def check_range(kind, values):
+    """[low, high] (quniform: [low, high, q]) of a sampled space entry, as Ray needs them."""
+    size = 3 if kind == 'quniform' else 2
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if len(values) != size or not numbers:
+        raise utils.ConfigError(f"must be [low, high{', q' if size == 3 else ''}], numbers, but "
+                                f'got {values!r}', key=kind)
+    low, high = values[:2]
+    if not low < high or (kind == 'loguniform' and low <= 0) or (size == 3 and values[2] <= 0):
+        raise utils.ConfigError(f"must have low < high{' and low > 0' if kind == 'loguniform' else ''}"
+                                f"{' and q > 0' if size == 3 else ''}, but got {values!r}", key=kind)
 
 
 def grid_combinations(search):

@@ -28,6 +28,8 @@ A random transform in `transforms.train` would be drawn once for good, so it is 
 `TorchvisionFiles` is the data module of a torchvision dataset read from its files on disk
 (MNIST, Fashion-MNIST, CIFAR).
 """
+import functools
+import pickle
 from pathlib import Path
 
 import torch
@@ -77,15 +79,28 @@ class DataModule:
     def setup(self, stage=None):
         if self.splits is None:
             pipelines = self.load_transforms if self.in_memory else self.transforms
+            try:
+                built = self.build()
+            except utils.ConfigError:
+                raise
+            except (AssertionError, ValueError, OSError, EOFError, RuntimeError,
+                    pickle.UnpicklingError) as e:  # files there, but not in the format
+                reason = f'{type(e).__name__}: {utils.first_line(e)}' if str(e).strip() else \
+                    f'its files are not in the expected format ({type(e).__name__})'
+                raise utils.ConfigError(f'cannot read the dataset: {reason}',
+                                        key='data_module') from e
             self.splits = {split: Transformed(ds, pipelines[split]) if pipelines.get(split) else ds
-                           for split, ds in self.build().items()}
+                           for split, ds in built.items()}
 
-    def loader(self, split, sampler=None, loader_class=DataLoader):
+    def loader(self, split, sampler=None, loader_class=DataLoader, rank=0):
         self.setup()
         # Every loader has its own generator (it seeds the workers): creating one never draws
         # from the global RNG, so a resumed run's random stream matches the uninterrupted one.
+        # The workers' RNGs are seeded by seed_worker in both engines (Lightning adds its own
+        # only to a loader without one).
         return loader_class(self.splits[split], sampler=sampler,
                             generator=torch.Generator().manual_seed(0),
+                            worker_init_fn=functools.partial(seed_worker, rank),
                             **self.loader_settings[split])
 
     def train_batches(self, world_size=1):
@@ -104,7 +119,7 @@ class DataModule:
             return MemoryLoader(*self.on_device('train', device), sampler=sampler,
                                 augment=self.augment, seed=seed, transform=self.batch_transform,
                                 **self.memory_settings('train'))
-        return self.loader('train', sampler, loader_class=ResumableLoader)
+        return self.loader('train', sampler, loader_class=ResumableLoader, rank=rank)
 
     def val_dataloader(self, rank=0, world_size=1, device='cpu'):
         return self.eval_loader('val', rank, world_size, device)
@@ -119,7 +134,7 @@ class DataModule:
             return MemoryLoader(*self.on_device(split, device), transform=self.batch_transform,
                                 indices=everything if shard is None else shard,
                                 **self.memory_settings(split))
-        return self.loader(split, shard)
+        return self.loader(split, shard, rank=rank)
 
     def on_device(self, split, device):
         """(inputs, targets) of a whole split as two tensors on `device`, made once."""
@@ -149,6 +164,19 @@ class DataModule:
         # ranks are exactly those of one process.
         self.setup()
         return range(rank, len(self.splits[split]), world_size) if world_size > 1 else None
+
+
+def seed_worker(rank, worker_id):
+    """A DataLoader worker's Python, NumPy and torch RNGs, from torch's seed for it (the
+    loader's draw for this pass, plus the worker's id) and the rank: each worker of each rank
+    draws its own random transforms, the same again on a resumed run."""
+    import random
+
+    import numpy as np
+    words = np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(4, np.uint64)
+    torch.manual_seed(int(words[0]))
+    random.seed(int(words[1]))
+    np.random.seed(words[2:].view(np.uint32))
 
 
 class EpochSampler(Sampler):

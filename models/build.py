@@ -58,6 +58,25 @@ def build_run(run, world_size, parts=None, check_settings=None, device='cpu'):
         mistakes.raise_them()
         data.setup()  # the splits: their sizes are checked before the run folder exists
         check_fits(task, data, device)
+        check_limits(data, params, world_size, task.validates)
     optim.check_lengths([s for _, s in pairs if s], optim.run_lengths(
         data.train_batches(world_size), params), utils.is_rank_zero())
     return SimpleNamespace(cfg=cfg, params=params, data=data, task=task, pairs=pairs, **built)
+
+
+def check_limits(data, params, world_size, validates):
+    """A fraction in limit_*_batches that leaves a split no batch (0.5 of 1 batch): Lightning
+    refuses it once training has begun, and a plain loop would run without that split."""
+    for split in ('train', 'val', 'test') if validates else ('train',):
+        limit = params.get(f'limit_{split}_batches')
+        if not isinstance(limit, float) or limit == 0:
+            continue
+        if split == 'train':
+            batches = data.train_batches(world_size)
+        else:
+            n = -(-len(data.splits[split]) // world_size)
+            batches = -(-n // data.loader_settings[split]['batch_size'])
+        if batches and optim.limit_batches(batches, limit) == 0:
+            raise utils.ConfigError(f'{limit} of the {batches} {split} batches an epoch is none: '
+                                    f'give a larger fraction, or a count',
+                                    key=f'trainer_params.limit_{split}_batches')

@@ -56,7 +56,11 @@ class TaskModule(pl.LightningModule):
     def log_step(self, batch_idx):
         """Where the Trainer writes logs, and the epoch's last batch (the ETA line shows it)."""
         trainer = self.trainer
-        return (self.global_step + 1) % trainer.log_every_n_steps == 0 or \
+        # Lightning's own rule counts the batches that stepped, not the optimizer steps: a
+        # GAN's two a batch would never meet an even log_every_n_steps
+        done = self.global_step if self.automatic_optimization else \
+            trainer.fit_loop.epoch_loop._batches_that_stepped
+        return (done + 1) % trainer.log_every_n_steps == 0 or \
             batch_idx + 1 == trainer.num_training_batches
 
     def log_losses(self, losses, batch, batch_idx):

@@ -289,7 +289,11 @@ def check_fits(task, data, device='cpu'):
             f"the train split gives no batches ({n} samples, batch_size {size}, drop_last "
             f"{settings['drop_last']})",
             key='data_module')
-    samples = [data.splits['train'][i] for i in range(min(2, len(data.splits['train'])))]
+    try:
+        samples = [data.splits['train'][i] for i in range(min(2, len(data.splits['train'])))]
+    except (OSError, ValueError, RuntimeError, EOFError) as e:  # a file that is not an image
+        raise utils.ConfigError(f'a train sample cannot be read: {type(e).__name__}: '
+                                f'{utils.first_line(e)}', key='data_module') from e
     was_training = task.training
     with torch.random.fork_rng(devices=[]), torch.no_grad(), _eager():
         batch = to_device(torch.utils.data.default_collate(samples), device)

@@ -241,3 +241,33 @@ def test_a_subclass_may_give_its_torchvision_classes_themselves(mnist_root):
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
     assert net.net.state_dict().keys() == models.make(
         {'name': 'resnet18', 'args': {'num_classes': 3}}).net.state_dict().keys()
+
+
+@pytest.mark.parametrize('script', ENTRYPOINTS)
+@pytest.mark.parametrize('kind', ['mnist', 'image_folder'])
+def test_dataset_files_in_the_wrong_format_are_one_line_and_write_nothing(kind, script,
+                                                                          tmp_path, capsys):
+    """Files where the loader looks, but not what it reads: junk IDX files, a .png that is no
+    image."""
+    root = tmp_path / 'data'
+    if kind == 'mnist':
+        (root / 'MNIST' / 'raw').mkdir(parents=True)
+        for name in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
+                     't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):
+            (root / 'MNIST' / 'raw' / name).write_bytes(bytes(range(100)))
+        argv = ['--config', 'configs/mnist-classification.yaml', f'data_module.args.root_dir={root}']
+        message = r'data_module: cannot read the dataset: its files are not in the expected format'
+    else:
+        for label in ('a', 'b'):
+            (root / 'train' / label).mkdir(parents=True)
+            for i in range(10):
+                (root / 'train' / label / f'{i}.png').write_text('not an image')
+        argv = ['--config', 'configs/digits.yaml',
+                f'data_module={{name: image_folder, args: {{root_dir: {root}, batch_size: 2}}}}']
+        message = r'a train sample cannot be read: UnidentifiedImageError: cannot identify image'
+    save = tmp_path / 'save'
+    with pytest.raises(SystemExit) as info:
+        utils.run_cli(ENTRYPOINTS[script], [*argv, '--name', 'x', '--save-dir', str(save)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and re.search(message, err[0]), err
+    assert not save.exists()

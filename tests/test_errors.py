@@ -205,6 +205,9 @@ CASES = [
      r"value is not valid YAML: expected the node content, but found '<stream end>'$"),
     ('config not text', ['--config', '{tmp}/binary.yaml'],
      r'^error: {tmp}/binary.yaml: not a text file \(byte 0 is not UTF-8\)$'),
+    ('a fraction of no train batch', [*DIGITS, '+trainer_params.limit_train_batches=0.01'],
+     '^error: ' + o('+trainer_params.limit_train_batches=0.01') + r': 0.01 of the 20 train '
+     r'batches an epoch is none: give a larger fraction, or a count$'),
     ('resume of an empty checkpoint', ['--resume', '{save}/empty'],
      r'^error: --resume {save}/empty: {save}/empty/ckpt/last.ckpt is empty \(0 bytes\): not a '
      r'checkpoint$'),

@@ -111,3 +111,25 @@ def test_the_gan_trains_in_two_ddp_processes(tmp_path):
                                  'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / 'ddp' / 'samples' / 'epoch=002.png').is_file()
+
+
+def test_a_gan_logs_every_log_every_n_steps_batches_alike_in_both_engines(train):
+    """Two optimizer steps a batch: an even log_every_n_steps counted in optimizer steps was
+    never met, and the engines logged at different points."""
+    runs = [train(*GAN, 'trainer_params.log_every_n_steps=2', name=script, script=script)
+            for script in ENTRYPOINTS]
+    for tag in ('train/d_loss', 'train/g_loss'):
+        plain, lightning = (scalars(run, tag) for run in runs)
+        assert [s for s, _ in plain] == [s for s, _ in lightning] == [1, 3, 5, 7], tag
+        assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(plain, lightning)), tag
+
+
+def test_export_of_a_gan_run_without_val_or_test_samples_is_one_line(train, capsys):
+    import export
+    run = train(*GAN, 'trainer_params.max_epochs=1', script='train.py')
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        utils.run_cli(export.main, ['--run', str(run)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == f'error: {run}/config.yaml: data_module.args: its val and ' \
+        'test splits are empty (val_fraction: 0, as a GAN has): no batch to trace the model with\n'

@@ -121,16 +121,17 @@ def test_sigkill_then_resume_is_exact_for_every_kind_of_task(kind, script, tmp_p
 
 
 @pytest.mark.parametrize('script', SCRIPTS)
-def test_sigterm_saves_exits_and_resume_continues(script, uninterrupted, tmp_path):
-    stopped = run_command(script, *CONFIG, *fault(9, 'SIGTERM'), '--name', 'run',
+@pytest.mark.parametrize('at, epoch', [(9, 2), (1, 1)])  # 1: before ckpt/ exists
+def test_sigterm_saves_exits_and_resume_continues(script, at, epoch, uninterrupted, tmp_path):
+    stopped = run_command(script, *CONFIG, *fault(at, 'SIGTERM'), '--name', 'run',
                           '--save-dir', str(tmp_path))
     run = tmp_path / 'run'
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
-    message = f'stopped by SIGTERM at epoch 2, step 9; continue with: python {script} ' \
-              f'--resume {run}'
+    message = f'stopped by SIGTERM at epoch {epoch}, step {at}; continue with: python ' \
+              f'{script} --resume {run}'
     assert message in stopped.stderr and message in (run / 'log.txt').read_text()
     state = torch.load(run / 'ckpt' / 'last.ckpt', weights_only=False)
-    assert state['global_step'] == 9
+    assert state['global_step'] == at
     resumed = run_command(script, '--resume', str(run), *PLAIN_LOSS)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(weights(run), weights(uninterrupted[script]))

@@ -31,8 +31,16 @@ def test_digits_trains_and_fills_the_run_folder(train):
     assert models.load_task(run / 'ckpt' / 'last.ckpt')(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
-def test_same_numbers_as_train_pl(train):
-    argv = [*DIGITS, *SHRINK, 'trainer_params.max_epochs=3', '+test=false']
+@pytest.mark.parametrize('config, extra', [
+    ('digits', []),
+    # random per-sample transforms (the run's RNG) with limit_train_batches: no batch past the
+    # limit is drawn; and in DataLoader workers, seeded alike (datasets/base.py: seed_worker)
+    ('digits-augment', []),
+    ('digits-augment', ['+data_module.args.num_workers=2']),
+], ids=['digits', 'augment', 'augment-workers'])
+def test_same_numbers_as_train_pl(train, config, extra):
+    argv = ['--config', f'configs/{config}.yaml', *SHRINK, 'trainer_params.max_epochs=3',
+            '+test=false', *extra]
     plain = train(*argv, name='plain', script='train.py')
     lightning = train(*argv, name='lightning', script='train_pl.py')
     for tag in ('val/loss', 'val/acc'):

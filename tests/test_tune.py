@@ -160,6 +160,15 @@ def test_dry_run_prints_the_trials_and_starts_nothing(tmp_path, capsys):
     ('search.search_alg=bayes',
      r"search.search_alg: must be one of random, grid, optuna, but got 'bayes'"),
     ('search.space={seed: {grid: 3}}', r'search.space.seed.grid: must be a list of values, but got 3'),
+    ('search.num_samples=-1', r'search.num_samples: must be an integer >= 1, but got -1$'),
+    ('search.num_samples=abc', r"search.num_samples: must be an integer >= 1, but got 'abc'$"),
+    ('+search.resources.cpu=0', r'search.resources.cpu: must be a number above 0, but got 0$'),
+    (f'search.space={{{LR}: {{loguniform: [0.1, -1]}}}}',
+     r'search.space.train_wrapper.args.optim_spec.args.lr.loguniform: must have low < high and '
+     r'low > 0, but got \[0.1, -1\]$'),
+    (f'search.space={{{LR}: {{uniform: [0.1]}}}}',
+     r'search.space.train_wrapper.args.optim_spec.args.lr.uniform: must be \[low, high\], '
+     r'numbers, but got \[0.1\]$'),
 ])
 def test_a_sweep_mistake_is_one_line_before_anything_starts(override, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:

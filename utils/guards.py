@@ -103,8 +103,17 @@ def loss_is_usable(loss, policy, epoch, step, batch, last_path, master=True):
 
 
 def nan_stop(loss, epoch, step, last_path):
+    from . import writer
+    try:
+        writer.wait()  # a save on its way is one
+    except Exception:
+        pass
+    if last_path is not None and not os.path.exists(last_path):
+        kept = 'no checkpoint was saved before it'
+    else:
+        kept = f'{last_path or "last.ckpt"} is the last good checkpoint'
     return TrainingStopped(f'the loss is {loss.item()} at epoch {epoch}, step {step}; the run '
-                           f'stopped and {last_path or "last.ckpt"} is the last good checkpoint')
+                           f'stopped and {kept}')
 
 
 class LossChecks:

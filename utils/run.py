@@ -216,6 +216,7 @@ def atomic_save(obj, path):
     on (utils.load_checkpoint waits for it)."""
     import torch
     writer.wait()  # the previous checkpoint is on disk: one at a time in memory
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # ckpt/ before the first save
     buffer = io.BytesIO()
     torch.save(obj, buffer)
 
