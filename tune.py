@@ -371,7 +371,9 @@ def report(results, search, folder, grid_paths, combos, draws):
             f"# the best trial of sweep {folder.name}: {best['trial']}, {metric} "
             f"{best[f'{metric} best']:.4g}; retrain with\n"
             f'#   python train_pl.py --config {folder}/best.yaml --name NAME\n' + text))
-    print(f'results: {folder}/results.csv, {folder}/curves.png, best config: {folder}/best.yaml')
+    best = f', best config: {folder}/best.yaml' if finished else \
+        f' (no trial logged {metric}: no best config)'
+    print(f'results: {folder}/results.csv, {folder}/curves.png{best}')
     for result in results:  # what stopped each failed trial, and where its traceback is
         if result.error:
             last = [line.strip() for line in str(result.error).splitlines() if line.strip()]

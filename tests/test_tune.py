@@ -49,6 +49,8 @@ def test_a_sweep_whose_every_trial_fails_exits_non_zero(tmp_path):
     said = re.search(r'^(trial-\S+) failed: (.*) \(traceback: (.*)\)$', result.stderr, re.M)
     assert said and 'lr' in said[2], result.stderr[-2000:]
     assert Path(said[3]).is_file() and Path(said[3]).parent.name == said[1]
+    assert 'no trial logged val/acc: no best config' in result.stdout  # none was written
+    assert not (tmp_path / 'bad' / 'best.yaml').exists()
 
 
 @pytest.mark.slow
