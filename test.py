@@ -236,14 +236,15 @@ def main(argv):
     # Everything is built and checked before anything is written.
     data, module = build(cfg, config_path, bool(args.predict))
     load_weights(module.task, state, ckpt, config_path)
+    if args.predict:  # its mistakes before the Trainer's lines about the machine
+        out = utils.check_output(args.out or run_dir / 'eval' / 'predictions.csv', OWN_OUTPUTS,
+                                 '--out')
+        names, x = read_inputs(args.predict, data)
     with utils.at_key(None, file=config_path):
         trainer = make_trainer(cfg, gpus)
     where = f"{ckpt} (epoch={state.get('epoch')}, global_step={state.get('global_step')})"
 
     if args.predict:
-        out = utils.check_output(args.out or run_dir / 'eval' / 'predictions.csv', OWN_OUTPUTS,
-                                 '--out')
-        names, x = read_inputs(args.predict, data)
         outputs = predict(trainer, module, x, data.loader_settings['test']['batch_size'],
                           args.predict)
         write_predictions(out, names, module.task, outputs)

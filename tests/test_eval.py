@@ -235,3 +235,12 @@ def test_real_command_line_error_is_one_line_and_debug_shows_the_traceback(runs)
         "'best'?"]
     with_debug = run_command('test.py', '--run', runs['train.py'], '--ckpt', 'bset', '--debug')
     assert 'Traceback' in with_debug.stderr
+
+
+def test_a_predict_mistake_on_the_real_command_line_prints_that_line_alone(runs, tmp_path):
+    """Found before the Trainer is made: none of Lightning's lines about the machine first."""
+    result = run_command('test.py', '--run', runs['train.py'], '--predict',
+                         str(tmp_path / 'nope.pt'))
+    assert result.returncode == 2
+    assert (result.stdout + result.stderr).strip().splitlines() == [
+        f'error: --predict {tmp_path}/nope.pt: no such file']
