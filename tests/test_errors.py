@@ -145,6 +145,7 @@ CASES = [
     ('gpu not integers', [*DIGITS, '--gpu', 'a,b'],
      r"^error: --gpu must be comma-separated integers like 0,1, but got 'a,b'$"),
     ('gpu missing', [*DIGITS, '--gpu', '0'], r'^error: --gpu 0: this machine has no CUDA GPU'),
+    ('gpu twice', [*DIGITS, '--gpu', '1,1'], r'^error: --gpu 1,1: a GPU named twice$'),
     ('resume nothing', ['--resume', '{save}/no-such-run'],
      r'^error: --resume {save}/no-such-run: no such run folder or checkpoint file$'),
     ('resume no checkpoint', ['--resume', '{save}/nockpt'],

@@ -477,6 +477,8 @@ def parse_gpus(text):
     except ValueError:
         raise ConfigError(f"--gpu must be comma-separated integers like 0,1, but got '{text}'") \
             from None
+    if len(set(ids)) < len(ids):  # two processes on one GPU: each would hold a copy
+        raise ConfigError(f'--gpu {text}: a GPU named twice')
     import torch
     count = torch.cuda.device_count()
     if count == 0:
