@@ -146,6 +146,12 @@ CASES = [
      r"^error: --gpu must be comma-separated integers like 0,1, but got 'a,b'$"),
     ('gpu missing', [*DIGITS, '--gpu', '0'], r'^error: --gpu 0: this machine has no CUDA GPU'),
     ('gpu twice', [*DIGITS, '--gpu', '1,1'], r'^error: --gpu 1,1: a GPU named twice$'),
+    # T_max: ${trainer_params.max_epochs}: its name is wrong for the new scheduler, so the line
+    # that writes T_max is blamed, not the override of the value it points to
+    ('key named where it is written', [*DIGITS, 'train_wrapper.args.sched_spec.name='
+                                       'ReduceLROnPlateau', 'trainer_params.max_epochs=3'],
+     r"^error: configs/digits.yaml:26: train_wrapper.args.sched_spec.args.T_max: unknown "
+     r"argument 'T_max'"),
     ('resume nothing', ['--resume', '{save}/no-such-run'],
      r'^error: --resume {save}/no-such-run: no such run folder or checkpoint file$'),
     ('resume no checkpoint', ['--resume', '{save}/nockpt'],

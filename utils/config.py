@@ -140,10 +140,10 @@ class Provenance:
             self.clock += 1
             self.when[path] = self.clock
 
-    def source(self, key, depth=0):
+    def source(self, key, depth=0, follow=True):
         """Who last set the value at `key` ('a.b.0.c') or anything under it: a file and
         line, an override, --seed; the nearest enclosing key's when `key` itself has none,
-        and the referenced key's for a value that is one `${other.key}`."""
+        and (`follow`) the referenced key's for a value that is one `${other.key}`."""
         path = tuple(str(key).split('.')) if key else ()
         while path:
             under = [p for p in self.history if p[:len(path)] == path]
@@ -155,7 +155,7 @@ class Provenance:
         last = max(under, key=lambda p: self.when.get(p, -1))
         source, raw = self.history[last][-1]
         reference = re.fullmatch(r'\$\{([\w.]+)\}', raw) if isinstance(raw, str) else None
-        if reference and depth < 10 and reference.group(1) != key:
+        if follow and reference and depth < 10 and reference.group(1) != key:
             return self.source(reference.group(1), depth + 1) or source
         return source
 
@@ -168,7 +168,9 @@ class Provenance:
         except ConfigError as e:
             for one in each(e):
                 if one.file is None or str(one.file) == str(file):
-                    one.file = (self.source(one.key) if one.key else None) or file
+                    # a mistake in the key's name is where the key is written, not its value's
+                    follow = not one.message.startswith('unknown')
+                    one.file = (self.source(one.key, follow=follow) if one.key else None) or file
                     if one.key and _override_key(one.file) == one.key:
                         one.key = None  # the override names the key already
             raise
