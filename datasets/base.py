@@ -103,12 +103,17 @@ class DataModule:
                             worker_init_fn=functools.partial(seed_worker, rank),
                             **self.loader_settings[split])
 
-    def train_batches(self, world_size=1):
-        """The batches of one rank's train loader an epoch (the ranks share the split)."""
+    def batches(self, split, world_size=1):
+        """The batches of one rank's loader of `split` an epoch (the ranks share the split;
+        for val and test, rank 0's share, the largest)."""
         self.setup()
-        n = -(-len(self.splits['train']) // world_size)
-        size = self.loader_settings['train']['batch_size']
-        return n // size if self.loader_settings['train']['drop_last'] else -(-n // size)
+        n = -(-len(self.splits[split]) // world_size)
+        settings = self.loader_settings[split]
+        return n // settings['batch_size'] if settings['drop_last'] else \
+            -(-n // settings['batch_size'])
+
+    def train_batches(self, world_size=1):
+        return self.batches('train', world_size)
 
     def train_dataloader(self, seed=0, rank=0, world_size=1, device='cpu'):
         """The shuffled train split; under DDP, this rank's share of it. Resumable mid-epoch.

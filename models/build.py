@@ -71,11 +71,7 @@ def check_limits(data, params, world_size, validates):
         limit = params.get(f'limit_{split}_batches')
         if not isinstance(limit, float) or limit == 0:
             continue
-        if split == 'train':
-            batches = data.train_batches(world_size)
-        else:
-            n = -(-len(data.splits[split]) // world_size)
-            batches = -(-n // data.loader_settings[split]['batch_size'])
+        batches = data.batches(split, world_size)
         if batches and optim.limit_batches(batches, limit) == 0:
             raise utils.ConfigError(f'{limit} of the {batches} {split} batches an epoch is none: '
                                     f'give a larger fraction, or a count',

@@ -104,10 +104,7 @@ def loss_is_usable(loss, policy, epoch, step, batch, last_path, master=True):
 
 def nan_stop(loss, epoch, step, last_path):
     from . import writer
-    try:
-        writer.wait()  # a save on its way is one
-    except Exception:
-        pass
+    writer.settle()  # a save on its way is one
     if last_path is not None and not os.path.exists(last_path):
         kept = 'no checkpoint was saved before it'
     else:

@@ -261,6 +261,7 @@ class Run:
             self.reopen = self.started_before = False
         self.resuming = bool(args.resume) or self.reopen
         self.saved_cfg = None  # a resumed run's config.yaml, as it ran until now
+        self.config_before = None  # (its text, last.ckpt) before a resume rewrote it
         if args.resume:
             self.dir, self.ckpt = find_resume(args.resume)
             self.config_path = Path(args.config or self.dir / 'config.yaml')
@@ -346,13 +347,10 @@ class Run:
         """After an error ended a resumed run before it saved a checkpoint: config.yaml back
         to the config its last.ckpt was trained with, so that a plain --resume goes on as
         before (an override that broke the run, `frequency: 0`, is not kept). Rank 0."""
-        before = getattr(self, 'config_before', None)
+        before = self.config_before
         if before is None:
             return
-        try:
-            writer.wait()  # a save still on its way counts
-        except Exception:  # it failed: nothing new was saved
-            pass
+        writer.settle()  # a save still on its way counts (a failed one saved nothing)
         if last_saved(self.dir) == before[1]:
             write_text(self.dir / 'config.yaml', before[0])
             self.log('config.yaml restored: the resume failed before it saved a checkpoint')

@@ -50,6 +50,13 @@ def wait():
     _raise_failure()
 
 
+def settle():
+    """Every operation asked for is done; a failure among them is left for wait() to raise
+    (for a caller already on its way out with an error of its own)."""
+    if _last is not None:
+        _last.result()
+
+
 def _raise_failure():
     if _failed:
         raise _failed.pop(0)
