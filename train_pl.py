@@ -42,11 +42,12 @@ def make_callbacks(cfg, run, dry):
                 built.append(callbacks.make(spec, args=extra))
             except MisconfigurationException as e:  # Lightning's callbacks check their arguments
                 raise utils.ConfigError(str(e).splitlines()[0], key='args') from None
+    # Checkpoints first: a stop on an epoch's last batch comes after the epoch's checkpoint
+    built.append(callbacks.checkpoints.Checkpoints(
+        utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')))
     built.append(callbacks.make('run_state', args={
         'last_path': None if dry else run.dir / 'ckpt' / 'last.ckpt',  # --check saves none
         'on_start': run.write_config if run.resuming and not dry else None}))
-    built.append(callbacks.checkpoints.Checkpoints(
-        utils.CheckpointPolicy.from_config(cfg, run.dir / 'ckpt')))
     return built
 
 

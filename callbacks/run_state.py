@@ -4,7 +4,8 @@ utils/guards.py and utils/seed.py:
 - every checkpoint carries each rank's Python, NumPy and torch RNG states, restored on
   resume right before the first batch, so the random stream continues where it stopped;
 - SIGTERM, SIGUSR1 and SIGINT save last.ckpt at the next step boundary, on every rank
-  together, then stop the run (the NaN policy is the adapter's: models/lightning.py).
+  together, then stop the run; on an epoch's last batch, after the epoch's validation and
+  checkpoint (the NaN policy is the adapter's: models/lightning.py).
 """
 import signal
 
@@ -26,6 +27,7 @@ class RunState(pl.Callback):
         # on_start: what rank 0 does once every rank has joined the run (train_pl.py: rewrite a
         # resumed run's config.yaml, which the other ranks read until then)
         self.last_path, self.on_start, self.pending_rng = last_path, on_start, None
+        self.pending = 0  # a stop signal agreed on an epoch's last batch
         self.signals = utils.StopSignals()
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
@@ -54,10 +56,19 @@ class RunState(pl.Callback):
         # under DDP, agreed at the log steps only: an all-reduce a step stalls the queue
         signum = self.signals.agreed(pl_module.device, trainer.global_step,
                                      trainer.log_every_n_steps)
-        if signum:
+        if signum and batch_idx + 1 >= trainer.num_training_batches:
+            # Lightning resumes a checkpoint of an epoch's last batch as a finished epoch,
+            # without the epoch's validation and end: the stop comes after those, from the
+            # epoch's own checkpoint
+            self.pending = signum
+        elif signum:
             if self.last_path:
                 trainer.save_checkpoint(self.last_path, weights_only=False)
             raise Interrupted(signum)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.pending:  # after Checkpoints' save (train_pl.py lists it first)
+            raise Interrupted(self.pending)
 
     def on_train_end(self, trainer, pl_module):
         self.signals.restore()

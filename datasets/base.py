@@ -193,6 +193,8 @@ class EpochSampler(Sampler):
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch):
+        if epoch != self.epoch:  # a resume's start is for its own epoch only: one stopped
+            self.start = 0       # after the epoch's last batch serves none of it
         self.epoch = epoch
 
     def indices(self):
