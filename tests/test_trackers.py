@@ -2,6 +2,7 @@
 engines, a resume continuing the same tracker runs, and its mistakes as one line."""
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,25 @@ def wandb_records(path):
             parts = b''
 
 
-def wandb_run(run):
-    """(run ids, {step: val/acc}, config keys) of a run folder's offline W&B files."""
+def wandb_run(run, points):
+    """(run ids, {step: val/acc}, config keys) of a run folder's offline W&B files, once they
+    hold `points` values of val/acc: W&B's own process (wandb-core) writes them, and can still
+    be closing the file when the run's process has exited (for up to 30 s, on a busy machine)."""
+    deadline = time.time() + 30
+    while True:
+        ids, series, config = read_wandb(run)
+        if (ids and len(series) >= points) or time.time() > deadline:
+            return ids, series, config
+        time.sleep(0.2)
+
+
+def wandb_files(run):
+    """What a failed W&B check found: the files under <run>/wandb and their sizes."""
+    return {str(p.relative_to(run)): p.stat().st_size for p in run.glob('wandb/**/*')
+            if p.is_file()}
+
+
+def read_wandb(run):
     from wandb.proto import wandb_internal_pb2
     ids, series, config = set(), {}, set()
     for path in sorted(run.glob('wandb/offline-run-*/run-*.wandb')):
@@ -82,8 +100,8 @@ def test_every_tracker_reads_back_the_same_series_and_a_resume_continues_it(
     assert len(board) == 2
     assert close(mlflow_series(uri, ids['mlflow'], 'val/acc'), board)
     assert close(csv_series(run, 'val/acc'), board)
-    wandb_ids, wandb_series, config = wandb_run(run)
-    assert wandb_ids == {ids['wandb']} and close(wandb_series, board)
+    wandb_ids, wandb_series, config = wandb_run(run, len(board))
+    assert wandb_ids == {ids['wandb']} and close(wandb_series, board), wandb_files(run)
     # the flattened config, as hyper-parameters
     from mlflow.tracking import MlflowClient
     params = MlflowClient(uri).get_run(ids['mlflow']).data.params
@@ -98,8 +116,8 @@ def test_every_tracker_reads_back_the_same_series_and_a_resume_continues_it(
     assert len(board) == 3
     assert close(mlflow_series(uri, ids['mlflow'], 'val/acc'), board)
     assert close(csv_series(run, 'val/acc'), board)  # the file continued, not begun again
-    wandb_ids, wandb_series, _ = wandb_run(run)
-    assert wandb_ids == {ids['wandb']} and close(wandb_series, board)
+    wandb_ids, wandb_series, _ = wandb_run(run, len(board))
+    assert wandb_ids == {ids['wandb']} and close(wandb_series, board), wandb_files(run)
 
 
 @pytest.mark.parametrize('script', ENTRYPOINTS)
