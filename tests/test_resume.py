@@ -137,6 +137,30 @@ def test_sigterm_saves_exits_and_resume_continues(script, at, epoch, uninterrupt
     resumed = run_command(script, '--resume', str(run), *PLAIN_LOSS)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(weights(run), weights(uninterrupted[script]))
+    assert_same_series(run, uninterrupted[script])
+
+
+def assert_same_series(run, whole, tags=('train/loss', 'val/loss', 'val/acc')):
+    """TensorBoard's curves, every point: the step a run stopped at is logged once, by it."""
+    for tag in tags:
+        assert scalars(run, tag) == scalars(whole, tag), tag
+
+
+@pytest.mark.parametrize('at', [3, 9])  # the batch before a validation (at batch 3 and 6)
+def test_sigterm_before_a_mid_epoch_validation_stops_after_it(at, tmp_path):
+    """train_pl.py with val_check_interval: the stop waits for the validation (Lightning resumes
+    the batch's checkpoint as validated, and would not run it)."""
+    argv = [*CONFIG, '+trainer_params.val_check_interval=3', '--save-dir', str(tmp_path)]
+    whole = run_command('train_pl.py', *argv, '--name', 'whole')
+    assert whole.returncode == 0, whole.stderr
+    stopped = run_command('train_pl.py', *argv, *fault(at, 'SIGTERM'), '--name', 'run')
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert f'step {at}; continue with' in stopped.stderr
+    resumed = run_command('train_pl.py', '--resume', str(tmp_path / 'run'), *PLAIN_LOSS)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(scalars(tmp_path / 'whole', 'val/acc')) == 6
+    assert_same_series(tmp_path / 'run', tmp_path / 'whole')
+    assert_same_weights(weights(tmp_path / 'run'), weights(tmp_path / 'whole'))
 
 
 @pytest.mark.parametrize('script', SCRIPTS)
