@@ -449,7 +449,10 @@ def main(argv):
         try:
             epochs = itertools.count(t.epoch) if t.max_epochs == -1 else \
                 range(t.epoch, t.max_epochs)
-            for epoch in (() if utils.steps_reached(t.step, t.max_steps) else epochs):
+            # a resume of the checkpoint of the epoch that early stopping ended has no epoch left
+            done = utils.steps_reached(t.step, t.max_steps) or (
+                t.stopper is not None and t.stopper.stopped and not t.batches_done)
+            for epoch in (() if done else epochs):
                 t.epoch = epoch
                 if not train_epoch(t):  # max_steps within the epoch: last.ckpt saved there
                     break

@@ -114,6 +114,11 @@ def make_trainer(run, callback_list, module, trackers, dry=False):
         raise utils.ConfigError(message, key=key) from None
     if one_process and not run.gpus and not utils.launcher():
         utils.cpu_cuda_check()  # one CPU process: not NVML's, once a step
+    # With max_steps set, Lightning takes a checkpoint of an epoch's end for one within that
+    # epoch, and a resume runs it again with no batch: an empty epoch line, the next epoch's
+    # steps shifted (Lightning-AI/pytorch-lightning#19617). Its epoch-based rule is right for
+    # every checkpoint runyard writes: an epoch not finished is still resumed mid-epoch.
+    trainer.fit_loop._iteration_based_training = lambda: False
     return trainer
 
 

@@ -20,6 +20,10 @@ class EarlyStopping(pl.Callback):
                 if self.run_dir:
                     utils.append_log(self.run_dir, self.rule.reason())
 
+    def on_train_start(self, trainer, pl_module):
+        if self.rule.stopped:  # resumed from the checkpoint of the epoch that it ended
+            trainer.should_stop = True
+
     def state_dict(self):
         return self.rule.state_dict()
 

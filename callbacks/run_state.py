@@ -46,11 +46,19 @@ class RunState(pl.Callback):
         rngs = checkpoint.get('rng')
         self.pending_rng = rngs[trainer.global_rank] if rngs else None
 
+    def on_sanity_check_start(self, trainer, pl_module):
+        # Lightning's own handler has SIGTERM until now, and ends the run with status 0 at it
+        self.signals.install()
+
     def on_train_start(self, trainer, pl_module):
         if self.pending_rng is not None:  # now: nothing else may draw before the first batch
             utils.set_rng_state(self.pending_rng)
             self.pending_rng = None
         self.signals.install()
+        connector = trainer._signal_connector
+        if connector.received_sigterm:  # before ours were installed: ours, at the first step
+            connector.received_sigterm = False
+            self.signals.signum = signal.SIGTERM
         if self.on_start and trainer.is_global_zero:
             self.on_start()
 
@@ -69,8 +77,8 @@ class RunState(pl.Callback):
         # has run, and on an epoch's last batch as a finished epoch: when either comes after
         # this batch, the stop waits for it
         self.last_batch = batch_idx + 1 >= trainer.num_training_batches
-        if not self.pending and (self.last_batch or validates_next(trainer)):
-            self.pending = signum
+        if self.last_batch or (not self.pending and validates_next(trainer)):
+            self.pending = signum  # (a validation foreseen that did not come: the next step)
         else:
             # what Lightning does after this hook, which the stop skips: the step's logged
             # values go to the loggers (its train/loss, which a resume does not log again)

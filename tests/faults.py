@@ -14,13 +14,15 @@ class Fault:
     """At this process's `at`-th training batch (counted from 1), the loss becomes NaN
     (`fault: nan`), or a signal (`fault: SIGKILL`, `SIGTERM`, ...) goes to this process, or to
     its parent with `to_parent: true` (torchrun, under DDP); `fault: SIGKILL_IN_SAVE` kills
-    this process inside the next checkpoint write."""
+    this process inside the next checkpoint write. `in_eval: true` counts the forwards without
+    gradients (validation) instead."""
 
-    def __init__(self, at, fault, to_parent=False):
+    def __init__(self, at, fault, to_parent=False, in_eval=False):
         self.at, self.fault, self.to_parent, self.calls = at, fault, to_parent, 0
+        self.in_eval = in_eval  # count validation forwards (and Lightning's sanity check) instead
 
     def tick(self, loss):
-        if not torch.is_grad_enabled():  # validation and test
+        if torch.is_grad_enabled() == self.in_eval:  # not the kind of forward counted
             return loss
         self.calls += 1
         if self.calls == self.at:
@@ -39,9 +41,9 @@ class Fault:
 def faulty(loss_class):
     """`loss_class` with a Fault on every training forward."""
     class Faulty(loss_class):
-        def __init__(self, at, fault, to_parent=False):
+        def __init__(self, at, fault, to_parent=False, in_eval=False):
             super().__init__()
-            self.fault = Fault(at, fault, to_parent)
+            self.fault = Fault(at, fault, to_parent, in_eval)
 
         def forward(self, output, target):
             return self.fault.tick(super().forward(output, target))

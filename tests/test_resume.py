@@ -46,9 +46,14 @@ def assert_same_weights(a, b):
 
 
 def epoch_lines(run):
-    """The per-epoch metrics in log.txt, without the timings."""
-    return [re.sub(r'  elapsed .*', '', line) for line in (run / 'log.txt').read_text().splitlines()
-            if line.startswith('epoch ')]
+    """The per-epoch metrics in log.txt, without the timings; the last line of each epoch (a
+    kill just after an epoch's line, before its checkpoint was on disk, has the resumed run do
+    the epoch and write its line again)."""
+    lines = {}
+    for line in (run / 'log.txt').read_text().splitlines():
+        if line.startswith('epoch '):
+            lines[line.split()[1]] = re.sub(r'  elapsed .*', '', line)
+    return list(lines.values())
 
 
 @pytest.fixture(scope='module')
@@ -75,6 +80,52 @@ def test_sigkill_then_resume_ends_where_the_uninterrupted_run_ends(script, at, w
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(weights(run), weights(uninterrupted[script]))
     assert epoch_lines(run) == epoch_lines(uninterrupted[script])
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_a_run_with_max_steps_resumes_after_an_epochs_end(script, uninterrupted, tmp_path):
+    """max_steps in the config (18: the whole run) and a kill at the next epoch's first batch:
+    the resume starts epoch 2 from epoch 1's checkpoint (Lightning ran epoch 1 again, empty)."""
+    argv = [*CONFIG, '+trainer_params.max_steps=18', '--save-dir', str(tmp_path)]
+    killed = run_command(script, *argv, *fault(7, 'SIGKILL'), '--name', 'run')
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_command(script, '--resume', str(tmp_path / 'run'), *PLAIN_LOSS)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(weights(tmp_path / 'run'), weights(uninterrupted[script]))
+    assert epoch_lines(tmp_path / 'run') == epoch_lines(uninterrupted[script])
+
+
+@pytest.mark.parametrize('script, step', [('train.py', 7), ('train_pl.py', 1)])
+def test_sigterm_in_validation_stops_at_the_next_step(script, step, uninterrupted, tmp_path):
+    """The second validation forward: epoch 1's validation (train.py), Lightning's sanity check
+    before any step (train_pl.py), where Lightning's own handler took SIGTERM for a clean exit."""
+    stopped = run_command(script, *CONFIG, *fault(2, 'SIGTERM', in_eval='true'), '--name', 'run',
+                          '--save-dir', str(tmp_path))
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert f'stopped by SIGTERM at epoch {1 if step == 1 else 2}, step {step};' in stopped.stderr
+    resumed = run_command(script, '--resume', str(tmp_path / 'run'), *PLAIN_LOSS)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(weights(tmp_path / 'run'), weights(uninterrupted[script]))
+    assert_same_series(tmp_path / 'run', uninterrupted[script])
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_a_resume_of_an_early_stopped_run_trains_no_more(script, tmp_path):
+    """As after a kill just after the checkpoint of the epoch that early stopping ended: the
+    run is over (it trained one more epoch before)."""
+    argv = [*CONFIG, 'trainer_params.max_epochs=5', 'train_wrapper.args.sched_spec.args.T_max=5',
+            'callbacks=[{name: early_stopping, args: {monitor: val/loss, patience: 1, '
+            'min_delta: 0.5}}]', '--name', 'run', '--save-dir', str(tmp_path)]
+    first = run_command(script, *argv)
+    assert first.returncode == 0, first.stderr
+    assert 'early stopping: val/loss has not improved' in first.stdout
+    before = weights(tmp_path / 'run')
+    lines = epoch_lines(tmp_path / 'run')
+    assert len(lines) < 5
+    again = run_command(script, '--resume', str(tmp_path / 'run'))
+    assert again.returncode == 0, again.stderr
+    assert epoch_lines(tmp_path / 'run') == lines
+    assert_same_weights(weights(tmp_path / 'run'), before)
 
 
 # The other kinds of task, in runs of the same shape: 6 batches an epoch, 3 epochs, a

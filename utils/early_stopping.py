@@ -32,6 +32,11 @@ class EarlyStopping:
             self.wait += 1
         return self.wait >= self.patience
 
+    @property
+    def stopped(self):
+        """Whether the last epoch's check ended the run (a resume of its checkpoint is done)."""
+        return self.wait >= self.patience
+
     def reason(self):
         return (f'early stopping: {self.monitor} has not improved for {self.patience} '
                 f'validations (best {self.sign * self.best:.4g})')

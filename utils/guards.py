@@ -167,7 +167,7 @@ class StopSignals:
         self.signum, self.previous = 0, {}
 
     def install(self):
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and not self.previous:
             self.previous = {s: signal.signal(s, self.note) for s in self.SIGNALS}
         return self
 
