@@ -464,7 +464,11 @@ def main(argv):
         finally:
             t.signals.restore()
         if t.cfg.get('test', True) and t.task.validates:
-            test(t, epochs_done)
+            try:
+                with utils.signals_raise():  # no step to stop at: now, and --resume tests it
+                    test(t, epochs_done)
+            except utils.SignalRaised as e:
+                stop(t, e.signum)
         utils.wait_for_writes()
     except BaseException:  # an error ended the run: its tracker runs say so (MLflow: FAILED)
         if t.master:  # after a signal's stop: closed already, nothing

@@ -9,6 +9,7 @@ the run's guards are the plain modules of utils/ that train.py calls, as callbac
 """
 import os
 import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -209,6 +210,8 @@ def main(argv, extra_callbacks=()):
     if args.check:
         return check(run, extra_callbacks)
     data, module, trainer = build(run, extra_callbacks)
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
     from callbacks.run_state import Interrupted
     from datasets.lightning import LightningData
 
@@ -225,29 +228,35 @@ def main(argv, extra_callbacks=()):
     if trainer.is_global_zero:
         loggers.start_lightning(loggers.from_config(cfg), trainer.loggers, run.dir, cfg,
                                 module.task.summary_metrics(), run.resuming)
+    def stopped(signum, epoch):
+        utils.wait_for_writes()  # the checkpoint just saved is on disk before the message
+        message = utils.stopped_message(signum, epoch, trainer.global_step, 'train_pl.py',
+                                        run.dir)
+        if trainer.is_global_zero:
+            print(message, file=sys.stderr)
+            run.log(message)
+            # Lightning finalized its loggers as failed; MLflow's run says KILLED instead
+            loggers.stop_lightning(loggers.from_config(cfg), trainer.loggers)
+        utils.leave_group()
+        sys.exit(128 + signum)
+
     try:
         try:
             trainer.fit(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=run.ckpt,
                         weights_only=True)
         except Interrupted as e:
-            utils.wait_for_writes()  # the checkpoint just saved is on disk before the message
-            message = utils.stopped_message(e.signum, trainer.current_epoch + 1,
-                                            trainer.global_step, 'train_pl.py', run.dir)
-            if trainer.is_global_zero:
-                print(message, file=sys.stderr)
-                run.log(message)
-                # Lightning finalized its loggers as failed; MLflow's run says KILLED instead
-                loggers.stop_lightning(loggers.from_config(cfg), trainer.loggers)
-            utils.leave_group()
-            sys.exit(128 + e.signum)
+            stopped(e.signum, trainer.current_epoch + 1)
         if cfg.get('test', True) and module.task.validates:
             utils.wait_for_writes()  # on rank 0 (utils/writer.py), then every rank may read them
             trainer.strategy.barrier('checkpoints written')
             tested, step = best_checkpoint(trainer), trainer.global_step
             if tested:
                 step = utils.load_checkpoint(tested, mmap=True)['global_step']
-            trainer.test(module, datamodule=LightningData(data, cfg['seed']), ckpt_path=tested,
-                         weights_only=True)
+            try:
+                trainer.test(module, datamodule=LightningData(data, cfg['seed']),
+                             ckpt_path=tested, weights_only=True)
+            except SIGTERMException:  # Lightning's handler has the test: a SystemExit, status 0
+                stopped(signal.SIGTERM, trainer.current_epoch)  # --resume tests it
             if trainer.is_global_zero:
                 run.log(utils.tested_line(tested, step))  # where plot.py puts the test point
     except BaseException:

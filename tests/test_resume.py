@@ -109,6 +109,24 @@ def test_sigterm_in_validation_stops_at_the_next_step(script, step, uninterrupte
     assert_same_series(tmp_path / 'run', uninterrupted[script])
 
 
+# the test's second forward: after 3 epochs' validation (2 forwards each) and, in train_pl.py,
+# Lightning's sanity check (its 2 batches, after one forward of its own)
+@pytest.mark.parametrize('script, at', [('train.py', 8), ('train_pl.py', 10)])
+def test_sigterm_in_the_test_stops_and_resume_tests(script, at, tmp_path):
+    """No step comes after it: the test pass stops at once, status 143 (Lightning's handler
+    ended it with status 0, no test metrics), and the resume runs it."""
+    testing = [c for c in CONFIG if c != '+test=false']
+    stopped = run_command(script, *testing, *fault(at, 'SIGTERM', in_eval='true'),
+                          '--name', 'run', '--save-dir', str(tmp_path))
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert 'stopped by SIGTERM at epoch 3, step 18; continue with' in stopped.stderr
+    assert 'test/acc' not in stopped.stdout
+    resumed = run_command(script, '--resume', str(tmp_path / 'run'), *PLAIN_LOSS)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'test/acc' in resumed.stdout
+    assert 'tested ' in (tmp_path / 'run' / 'log.txt').read_text()
+
+
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_a_resume_of_an_early_stopped_run_trains_no_more(script, tmp_path):
     """As after a kill just after the checkpoint of the epoch that early stopping ended: the

@@ -46,8 +46,8 @@ from .logs import (append_whole, csv_line, flat_config, hide_upstream_warnings, 
 from .speed import cpu_cuda_check, first_step_line, process_age, set_tf32, speed_settings
 from .weights import (best_checkpoint, check_resumable, find_checkpoint, init_from, load_checkpoint,
                       without_init_from)
-from .guards import NAN_POLICIES, LossChecks, StopSignals, agreed, check_nan_policy, \
-    leave_group, loss_is_usable, stopped_message
+from .guards import NAN_POLICIES, LossChecks, SignalRaised, StopSignals, agreed, \
+    check_nan_policy, leave_group, loss_is_usable, signals_raise, stopped_message
 from .checkpoints import CheckpointPolicy
 from .writer import wait as wait_for_writes
 from .deferred import defer_imports

@@ -12,6 +12,7 @@ queue runs dry) and, under DDP, for an all-reduce. The engines read at their log
 (`log_every_n_steps`), before every checkpoint and at a stop (LossChecks, StopSignals.agreed).
 """
 import os
+import contextlib
 import signal
 import sys
 import threading
@@ -186,6 +187,31 @@ class StopSignals:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
         self.previous = {}
+
+
+class SignalRaised(Exception):
+    """A stop signal where no step comes to stop at (train.py's test pass): at once."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_raise():
+    """Within: SIGTERM, SIGUSR1 and SIGINT raise SignalRaised in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SignalRaised(signum)
+    previous = {s: signal.signal(s, handler) for s in StopSignals.SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def stopped_message(signum, epoch, step, entry, run_dir):
