@@ -30,7 +30,7 @@ class EarlyStopping:
             self.best, self.wait = value, 0
         else:
             self.wait += 1
-        return self.wait >= self.patience
+        return self.stopped
 
     @property
     def stopped(self):

@@ -197,21 +197,21 @@ class SignalRaised(Exception):
         self.signum = signum
 
 
+class RaisingSignals(StopSignals):
+    """StopSignals that raise SignalRaised at once instead of noting the signal."""
+
+    def note(self, signum, frame):
+        raise SignalRaised(signum)
+
+
 @contextlib.contextmanager
 def signals_raise():
     """Within: SIGTERM, SIGUSR1 and SIGINT raise SignalRaised in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise SignalRaised(signum)
-    previous = {s: signal.signal(s, handler) for s in StopSignals.SIGNALS}
+    signals = RaisingSignals().install()
     try:
         yield
     finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
+        signals.restore()
 
 
 def stopped_message(signum, epoch, step, entry, run_dir):
