@@ -48,8 +48,8 @@ def wandb_records(path):
 
 def wandb_run(run, points):
     """(run ids, {step: val/acc}, config keys) of a run folder's offline W&B files, once they
-    hold `points` values of val/acc: W&B's own process (wandb-core) writes them, and can still
-    be closing the file when the run's process has exited (for up to 30 s, on a busy machine)."""
+    hold `points` values of val/acc (W&B's own process, wandb-core, writes them; one CI run
+    found no run record in them, for a cause not found: this waits up to 30 s for it)."""
     deadline = time.time() + 30
     while True:
         ids, series, config = read_wandb(run)
